@@ -1,0 +1,66 @@
+"""Defaults for every field; other configs import this and override a few.
+
+As it stands: He et al. (2016) ResNet-20 on CIFAR-10, 164 epochs (64k iterations of 128),
+lr 0.1 divided by 10 at epochs 82 and 123 (32k, 48k iterations), SGD momentum 0.9,
+weight decay 1e-4, pad-4 crop + flip.
+
+  python train.py --config configs/default.py --workdir runs/resnet20_cifar10
+  (or: make train)
+
+Target: about 91.7% test accuracy (He et al. report 8.75% error, akamaster 8.27%).
+Not yet measured with this code: CIFAR-10 cannot be downloaded on the development machines.
+At about 240 img/s on 2 CPU cores this run takes about 10 hours; use a GPU.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0  # model init, data order and augmentation all derive from it
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = 'resnet20'  # a registered name: `python -m resnet_flax.models --list`
+  config.model.dtype = 'float32'  # compute dtype ('bfloat16' for mixed precision)
+  config.model.bn_momentum = 0.9  # flax convention: 0.9 here == PyTorch's momentum=0.1
+  config.model.bn_epsilon = 1e-5  # PyTorch's default
+
+  config.data = ml_collections.ConfigDict()
+  config.data.dataset = 'cifar10'  # a tfds name, 'digits' (offline, sklearn) or 'synthetic'
+  config.data.data_dir = ''  # TFDS data dir; '' means $TFDS_DATA_DIR or ~/tensorflow_datasets
+  config.data.download = True  # download and prepare a missing tfds dataset (fails fast offline)
+  config.data.synthetic = ml_collections.ConfigDict()  # only for dataset='synthetic'
+  config.data.synthetic.num_train = 1024  # training images
+  config.data.synthetic.num_test = 256  # test images
+  config.data.synthetic.image_size = 32  # height == width
+  config.data.synthetic.channels = 3
+  config.data.synthetic.num_classes = 10
+  config.data.synthetic.noise = 0.3  # std of the per-pixel noise around each class prototype, in [0, 1] units
+  config.data.synthetic.seed = 0  # the synthetic dataset itself (not the training order)
+
+  config.augment = ml_collections.ConfigDict()  # training images only
+  config.augment.crop_padding = 4  # zero-pad by this many pixels, then crop back at random; 0 disables
+  config.augment.flip = True  # random horizontal flip
+
+  config.batch_size = 128  # global batch, split evenly over all devices
+  config.eval_batch_size = 500  # the last batch is padded and masked: every test image counts once
+  config.num_epochs = 164  # training length; an epoch is len(train) // batch_size steps
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.optimizer = 'sgd'  # SGD with momentum
+  config.optim.learning_rate = 0.1  # peak learning rate
+  config.optim.momentum = 0.9  # 0 for plain SGD
+  config.optim.nesterov = False
+  config.optim.weight_decay = 1e-4  # L2 added to the gradient, as torch.optim.SGD does
+  config.optim.decay_bn_and_bias = True  # False: decay conv/dense kernels only
+  config.optim.schedule = 'step'  # 'constant', 'step' (multiply at milestones) or 'cosine'
+  config.optim.milestones = (82, 123)  # epochs where the 'step' schedule multiplies the lr ...
+  config.optim.decay_factor = 0.1  # ... by this factor
+  config.optim.warmup_epochs = 0.0  # linear warm-up from 0, before the schedule
+
+  config.log_every_steps = 100  # training metrics are averaged over this many steps (and epoch ends)
+  config.eval_every_epochs = 1  # test-set evaluation interval (always after the last epoch)
+  config.checkpoint_every_epochs = 1  # checkpoint interval (always after the last epoch)
+  config.checkpoint_keep = 3  # newest checkpoints kept
+  config.progress_bar = True  # a per-epoch bar on interactive terminals
+  return config

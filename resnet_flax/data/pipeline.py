@@ -1,0 +1,79 @@
+"""tf.data pipelines: augmented training batches and padded, masked evaluation batches.
+
+The training order and augmentation of epoch e are a pure function of (seed, e), so a
+run resumed at step N sees exactly the batches an uninterrupted run would.
+"""
+
+from typing import Iterator
+
+import ml_collections
+import numpy as np
+
+from resnet_flax.data.sources import Dataset, Split
+from resnet_flax.data.tf_cpu import tensorflow
+
+Batch = dict[str, np.ndarray]
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  """Full batches per epoch; the remainder is dropped (it is reshuffled in next epoch)."""
+  return num_examples // batch_size
+
+
+def train_batches(ds: Dataset, aug: ml_collections.ConfigDict, *, batch_size: int, seed: int,
+                  epoch: int, start_step: int = 0) -> Iterator[Batch]:
+  """Yields epoch `epoch`'s batches from step `start_step` on: {'image': f32 NHWC, 'label': i32}."""
+  tf = tensorflow()
+  n_steps = steps_per_epoch(len(ds.train), batch_size)
+  rng = np.random.default_rng([seed, epoch])
+  order = rng.permutation(len(ds.train))[:n_steps * batch_size]
+  aug_seeds = rng.integers(0, np.iinfo(np.int32).max, size=(len(order), 2), dtype=np.int64)
+  keep = slice(start_step * batch_size, None)
+  data = tf.data.Dataset.from_tensor_slices(
+      (ds.train.images[order[keep]], ds.train.labels[order[keep]], aug_seeds[keep]))
+  height, width, channels = ds.image_shape
+
+  def augment(image, label, seed):
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    if aug.crop_padding:
+      p = aug.crop_padding
+      image = tf.pad(image, [[p, p], [p, p], [0, 0]])
+      image = tf.image.stateless_random_crop(image, (height, width, channels), crop_seed)
+    if aug.flip:
+      image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return image, label
+
+  data = data.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  data = data.batch(batch_size, drop_remainder=True)
+  data = data.map(_normalizer(ds), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  yield from data.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def eval_batches(ds: Dataset, split: Split, batch_size: int) -> Iterator[Batch]:
+  """Yields every example of `split` exactly once; the last batch is zero-padded.
+
+  Each batch carries 'mask' (1.0 real, 0.0 padding) so metrics divide by the true count.
+  """
+  tf = tensorflow()
+  n = len(split)
+  padded = -(-n // batch_size) * batch_size
+  pad = padded - n
+  images = np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)])
+  labels = np.concatenate([split.labels, np.zeros((pad,), np.int32)])
+  mask = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
+  data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+  data = data.map(_normalizer(ds), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  masks = tf.data.Dataset.from_tensor_slices(mask).batch(batch_size)
+  data = tf.data.Dataset.zip(data, masks).map(lambda b, m: {**b, 'mask': m})
+  yield from data.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def _normalizer(ds: Dataset):
+  tf = tensorflow()
+  mean = tf.constant(ds.mean, tf.float32) * 255.0
+  std = tf.constant(ds.std, tf.float32) * 255.0
+
+  def normalize(images, labels):
+    return {'image': (tf.cast(images, tf.float32) - mean) / std, 'label': labels}
+
+  return normalize

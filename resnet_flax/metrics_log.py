@@ -1,0 +1,37 @@
+"""Metrics to stdout and to workdir/metrics.jsonl (one JSON object per line), process 0 only."""
+
+import json
+import os
+from typing import Any
+
+import jax
+import tqdm
+
+
+class MetricsLog:
+
+  def __init__(self, workdir: str):
+    self.path = os.path.join(workdir, 'metrics.jsonl')
+    self.enabled = jax.process_index() == 0
+
+  def write(self, record: dict[str, Any], line: str) -> None:
+    """Appends `record` to metrics.jsonl and prints `line` (above any progress bar)."""
+    if not self.enabled:
+      return
+    with open(self.path, 'a') as f:
+      f.write(json.dumps(record) + '\n')
+    tqdm.tqdm.write(line)
+
+  def read(self) -> list[dict[str, Any]]:
+    if not os.path.exists(self.path):
+      return []
+    with open(self.path) as f:
+      return [json.loads(line) for line in f if line.strip()]
+
+  def drop_after(self, step: int) -> None:
+    """Forgets records past `step`: a resumed run re-logs them exactly once."""
+    if not self.enabled:
+      return
+    kept = [r for r in self.read() if r['step'] <= step]
+    with open(self.path, 'w') as f:
+      f.writelines(json.dumps(r) + '\n' for r in kept)

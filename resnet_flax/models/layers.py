@@ -1,0 +1,46 @@
+"""Small building blocks shared by every ResNet variant."""
+
+import functools
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+ModuleDef = Any
+
+# He et al. (2015) normal init, untruncated, fan-in: what PyTorch's kaiming_normal_ gives.
+he_normal = nn.initializers.variance_scaling(2.0, 'fan_in', 'normal')
+
+
+def relu(x: jnp.ndarray) -> jnp.ndarray:
+  """ReLU written as a genuinely binary op.
+
+  `nn.relu` lowers to max(x, 0), which XLA:CPU's fusion pass duplicates into every
+  consumer, making the backward pass of a residual chain O(depth^2)
+  (../shared/notes/stack.md). `where` computes the same values and gradients.
+  """
+  return jnp.where(x > 0, x, jnp.zeros((), x.dtype))
+
+
+def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
+         name: str | None = None, **kwargs) -> nn.Conv:
+  """A bias-free conv with PyTorch's symmetric padding (k // 2 on every side).
+
+  flax's 'SAME' pads (0, 1) for stride-2 convs on even inputs, which shifts the
+  sampling grid and breaks weights ported from PyTorch.
+  """
+  pad = kernel // 2
+  return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
+                 padding=((pad, pad), (pad, pad)), use_bias=False,
+                 kernel_init=he_normal, dtype=dtype, name=name, **kwargs)
+
+
+def batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any) -> Callable[..., nn.BatchNorm]:
+  """BatchNorm factory; running statistics live in the `batch_stats` collection.
+
+  Defaults follow PyTorch (flax momentum 0.9 == torch momentum 0.1, eps 1e-5).
+  Scale and bias stay float32 whatever the compute dtype.
+  """
+  return functools.partial(nn.BatchNorm, use_running_average=not train,
+                           momentum=momentum, epsilon=epsilon, dtype=dtype,
+                           param_dtype=jnp.float32)

@@ -1,0 +1,33 @@
+"""The pure, compiled steps: `train_step(state, batch)` and `eval_step(state, batch)`."""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from resnet_flax.train_state import TrainState
+
+
+def train_step(state: TrainState, batch: dict[str, jax.Array],
+               schedule: optax.Schedule) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One SGD step in train mode: loss, gradients, BN statistics update and metrics."""
+  def loss_fn(params):
+    logits, updates = state.apply_fn({'params': params, 'batch_stats': state.batch_stats},
+                                     batch['image'], train=True, mutable=['batch_stats'])
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
+    return loss, (updates['batch_stats'], logits)
+
+  (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  metrics = {'loss': loss,
+             'accuracy': jnp.mean(jnp.argmax(logits, -1) == batch['label']),
+             'learning_rate': schedule(state.step)}
+  return state.apply_gradients(grads=grads, batch_stats=batch_stats), metrics
+
+
+def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  """Eval-mode sums over the real (mask == 1) examples; divide by 'count' after summing batches."""
+  logits = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
+                          batch['image'], train=False)
+  mask = batch['mask']
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
+  correct = (jnp.argmax(logits, -1) == batch['label']).astype(jnp.float32)
+  return {'loss': jnp.sum(loss * mask), 'correct': jnp.sum(correct * mask), 'count': jnp.sum(mask)}

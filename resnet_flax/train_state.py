@@ -1,0 +1,23 @@
+"""TrainState with the BatchNorm running statistics beside the params."""
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any
+
+
+def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: jax.Array,
+                       image_shape: tuple[int, ...]) -> TrainState:
+  """Initialises params and BN statistics in one jitted call (unjitted init is slow on CPU)."""
+  def init(rng):
+    variables = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
+    return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
+                             batch_stats=variables['batch_stats'])
+  return jax.jit(init)(rng)

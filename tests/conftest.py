@@ -1,0 +1,36 @@
+"""Shared fixtures: small configs that run the real code path in seconds."""
+
+import os
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import pytest  # noqa: E402
+
+from configs import default  # noqa: E402
+
+
+def small_config(**overrides):
+  """The default config shrunk to a ResNet-20 on a tiny synthetic dataset."""
+  config = default.get_config()
+  config.data.dataset = 'synthetic'
+  config.data.synthetic.num_train = 96
+  config.data.synthetic.num_test = 40
+  config.data.synthetic.image_size = 16
+  config.batch_size = 32
+  config.eval_batch_size = 16  # 40 test images: the last batch is padded
+  config.num_epochs = 2
+  config.optim.schedule = 'cosine'
+  config.log_every_steps = 1
+  config.progress_bar = False
+  for key, value in overrides.items():
+    node = config
+    *parents, leaf = key.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+@pytest.fixture
+def make_config():
+  return small_config

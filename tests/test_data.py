@@ -1,0 +1,143 @@
+"""Data: sources, the real tfds path under mock_data, augmentation and exact evaluation."""
+
+import socket
+import time
+
+import ml_collections
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from resnet_flax import data as data_lib
+from resnet_flax.data import sources
+from resnet_flax.errors import UserError
+
+
+def aug(crop_padding=4, flip=True):
+  return ml_collections.ConfigDict({'crop_padding': crop_padding, 'flip': flip})
+
+
+def write_prepared_metadata(data_dir, name, num_examples):
+  """Writes the metadata of a prepared tfds dataset (no records): mock_data supplies the records."""
+  builder = tfds.builder(name, data_dir=str(data_dir))
+  builder.data_path.mkdir(parents=True)
+  builder.info.set_splits(tfds.core.SplitDict([
+      tfds.core.SplitInfo(name=split, shard_lengths=[num_examples], num_bytes=0)
+      for split in ('train', 'test')]))
+  builder.info.write_to_directory(builder.data_path)
+
+
+@pytest.fixture
+def digits(make_config):
+  return data_lib.load_dataset(make_config(**{'data.dataset': 'digits'}))
+
+
+def test_digits_fixed_split(digits):
+  assert digits.image_shape == (32, 32, 1)
+  assert (len(digits.train), len(digits.test)) == (1437, 360)
+  assert digits.train.images.dtype == np.uint8 and digits.train.images.max() == 255
+  assert set(np.unique(digits.test.labels)) == set(range(10))
+  again = data_lib.load_dataset(ml_collections.ConfigDict({'data': {'dataset': 'digits'}}))
+  np.testing.assert_array_equal(again.test.images, digits.test.images)
+
+
+def test_tfds_cifar10_loads_through_the_real_builder(tmp_path, make_config):
+  write_prepared_metadata(tmp_path, 'cifar10', 24)
+  config = make_config(**{'data.dataset': 'cifar10', 'data.data_dir': str(tmp_path)})
+  with tfds.testing.mock_data(num_examples=24, policy=tfds.testing.MockPolicy.USE_FILES,
+                              data_dir=str(tmp_path)):
+    ds = data_lib.load_dataset(config)
+  assert ds.num_classes == 10 and ds.image_shape == (32, 32, 3)
+  assert len(ds.train) == 24 and ds.train.images.dtype == np.uint8
+  assert ds.mean == sources.NORMALIZATION['cifar10'][0]
+
+
+def test_missing_tfds_data_fails_fast_with_guidance(tmp_path, make_config):
+  config = make_config(**{'data.dataset': 'cifar10', 'data.data_dir': str(tmp_path),
+                          'data.download': False})
+  start = time.monotonic()
+  with pytest.raises(UserError) as err:
+    data_lib.load_dataset(config)
+  assert time.monotonic() - start < 30
+  message = str(err.value)
+  assert str(tmp_path) in message and 'configs/digits.py' in message
+  assert 'download_and_prepare' in message
+
+
+def test_unknown_tfds_name_suggests_close_names(make_config):
+  with pytest.raises(UserError, match="Did you mean 'cifar10'"):
+    data_lib.load_dataset(make_config(**{'data.dataset': 'cifar_10'}))
+
+
+def test_probe_reports_an_unreachable_host():
+  with socket.socket() as s:  # a loopback port that nobody listens on
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+  assert sources.probe_host('127.0.0.1', port, timeout=2)
+  with socket.socket() as server:
+    server.bind(('127.0.0.1', 0))
+    server.listen()
+    assert sources.probe_host('127.0.0.1', server.getsockname()[1], timeout=2) is None
+
+
+def test_synthetic_labels_are_learnable(make_config):
+  ds = data_lib.load_dataset(make_config())
+  # nearest class mean on the training set classifies the test set well above chance
+  x = ds.train.images.reshape(len(ds.train), -1).astype(np.float32)
+  means = np.stack([x[ds.train.labels == c].mean(0) for c in range(10)])
+  t = ds.test.images.reshape(len(ds.test), -1).astype(np.float32)
+  pred = np.argmin(((t[:, None] - means[None]) ** 2).sum(-1), axis=1)
+  assert np.mean(pred == ds.test.labels) > 0.9
+
+
+def test_train_order_is_a_function_of_seed_and_epoch(digits):
+  def first_labels(seed, epoch):
+    return next(data_lib.train_batches(digits, aug(), batch_size=64, seed=seed, epoch=epoch))['label']
+  np.testing.assert_array_equal(first_labels(0, 0), first_labels(0, 0))
+  assert not np.array_equal(first_labels(0, 0), first_labels(1, 0))
+  assert not np.array_equal(first_labels(0, 0), first_labels(0, 1))
+
+
+def test_resuming_mid_epoch_yields_the_same_batches(digits):
+  full = list(data_lib.train_batches(digits, aug(), batch_size=100, seed=3, epoch=2))
+  tail = list(data_lib.train_batches(digits, aug(), batch_size=100, seed=3, epoch=2, start_step=5))
+  assert len(full) == 14 and len(tail) == 9
+  for a, b in zip(full[5:], tail):
+    np.testing.assert_array_equal(a['image'], b['image'])
+    np.testing.assert_array_equal(a['label'], b['label'])
+
+
+def unnormalize(ds, images):
+  return np.rint(images * np.array(ds.std) * 255 + np.array(ds.mean) * 255).astype(np.int64)
+
+
+def test_crop_is_a_shift_of_the_padded_image_and_flip_mirrors(digits):
+  batch = next(data_lib.train_batches(digits, aug(crop_padding=4, flip=True), batch_size=32,
+                                      seed=0, epoch=0))
+  order = np.random.default_rng([0, 0]).permutation(len(digits.train))[:32]
+  flips = 0
+  for out, idx in zip(unnormalize(digits, batch['image']), order):
+    padded = np.pad(digits.train.images[idx].astype(np.int64), ((4, 4), (4, 4), (0, 0)))
+    matches = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)
+               if np.array_equal(out, (padded[:, ::-1] if f else padded)[dy:dy + 32, dx:dx + 32])]
+    assert matches, 'an augmented image is not a (mirrored) crop of its padded original'
+    flips += all(f for _, _, f in matches)
+  assert 4 <= flips <= 28  # about half are mirrored
+
+
+def test_no_augmentation_returns_the_images_normalized(digits):
+  batch = next(data_lib.train_batches(digits, aug(crop_padding=0, flip=False), batch_size=16,
+                                      seed=0, epoch=0))
+  order = np.random.default_rng([0, 0]).permutation(len(digits.train))[:16]
+  np.testing.assert_array_equal(unnormalize(digits, batch['image']), digits.train.images[order])
+  np.testing.assert_allclose(batch['image'].mean(), 0.0, atol=0.3)
+
+
+@pytest.mark.parametrize('batch_size', [1, 7, 64, 360, 1000])
+def test_eval_counts_every_example_exactly_once(digits, batch_size):
+  batches = list(data_lib.eval_batches(digits, digits.test, batch_size))
+  assert all(b['image'].shape[0] == batch_size for b in batches)
+  mask = np.concatenate([b['mask'] for b in batches])
+  labels = np.concatenate([b['label'] for b in batches])
+  assert mask.sum() == 360
+  np.testing.assert_array_equal(labels[mask == 1], digits.test.labels)

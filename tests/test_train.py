@@ -1,0 +1,112 @@
+"""End to end through `train_and_evaluate`, and the command line."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from resnet_flax import train_and_evaluate
+from tests.test_data import write_prepared_metadata
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read_metrics(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    records = [json.loads(line) for line in f]
+  for r in records:
+    r.pop('images_per_sec', None)  # wall-clock, never reproducible
+  return records
+
+
+def test_cifar10_end_to_end_through_tfds(tmp_path, make_config):
+  write_prepared_metadata(tmp_path / 'data', 'cifar10', 40)
+  config = make_config(**{'data.dataset': 'cifar10', 'data.data_dir': str(tmp_path / 'data'),
+                          'batch_size': 8, 'eval_batch_size': 16, 'num_epochs': 1})
+  with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_FILES,
+                              data_dir=str(tmp_path / 'data')):
+    result = train_and_evaluate(config, str(tmp_path / 'run'))
+  assert result['step'] == 5 and result['num_params'] == 269_722
+  assert 0.0 <= result['test_accuracy'] <= 1.0 and np.isfinite(result['test_loss'])
+  records = read_metrics(tmp_path / 'run')
+  assert [r['step'] for r in records if 'loss' in r] == [1, 2, 3, 4, 5]
+  assert os.listdir(tmp_path / 'run' / 'checkpoints') == ['5']
+
+
+def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path, make_config):
+  runs = {}
+  for name, seed in (('a', 0), ('b', 0), ('c', 1)):
+    train_and_evaluate(make_config(seed=seed), str(tmp_path / name))
+    runs[name] = read_metrics(tmp_path / name)
+  assert runs['a'] == runs['b']
+  assert runs['a'] != runs['c']
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path, make_config):
+  config = make_config(num_epochs=3)
+  full = train_and_evaluate(config, str(tmp_path / 'full'))
+  # Interrupt: keep only the epoch-1 checkpoint, as if the run died during epoch 2.
+  shutil.copytree(tmp_path / 'full', tmp_path / 'cut')
+  checkpoints = tmp_path / 'cut' / 'checkpoints'
+  for step in ('6', '9'):
+    shutil.rmtree(checkpoints / step)
+  resumed = train_and_evaluate(config, str(tmp_path / 'cut'))
+  assert resumed == full
+  assert read_metrics(tmp_path / 'cut') == read_metrics(tmp_path / 'full')
+  # A finished run is not trained again.
+  assert train_and_evaluate(config, str(tmp_path / 'cut')) == full
+
+
+def test_digits_clearly_learns(tmp_path):
+  from configs import digits
+  config = digits.get_config()
+  config.num_epochs = 4
+  config.progress_bar = False
+  result = train_and_evaluate(config, str(tmp_path))
+  assert result['test_accuracy'] > 0.8  # chance is 0.1
+
+
+@pytest.mark.slow
+def test_digits_config_reaches_97_percent(tmp_path):
+  from configs import digits
+  config = digits.get_config()
+  config.progress_bar = False
+  assert train_and_evaluate(config, str(tmp_path))['test_accuracy'] >= 0.97
+
+
+def run_train(*args, timeout=120):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+  return subprocess.run([sys.executable, 'train.py', *args], cwd=ROOT, env=env, timeout=timeout,
+                        capture_output=True, text=True)
+
+
+def test_misspelt_override_fails_naming_the_valid_keys(tmp_path):
+  proc = run_train('--config', 'configs/digits.py', '--workdir', str(tmp_path),
+                   '--config.optim.learnin_rate=0.3')
+  assert proc.returncode == 2
+  assert 'Did you mean config.optim.learning_rate' in proc.stderr
+  assert 'momentum' in proc.stderr and 'Traceback' not in proc.stderr
+  assert not os.listdir(tmp_path)
+
+
+def test_offline_without_data_stops_quickly_with_guidance(tmp_path):
+  proc = run_train('--config', 'configs/default.py', '--workdir', str(tmp_path / 'run'),
+                   f'--config.data.data_dir={tmp_path}', '--config.data.download=False',
+                   timeout=60)
+  assert proc.returncode == 2
+  assert 'configs/digits.py' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_cli_trains_and_overrides_apply(tmp_path):
+  proc = run_train('--config', 'configs/digits.py', '--workdir', str(tmp_path),
+                   '--config.data.dataset=synthetic', '--config.data.synthetic.image_size=16',
+                   '--config.num_epochs=1', '--config.batch_size=32', '--config.eval_batch_size=64')
+  assert proc.returncode == 0, proc.stderr
+  assert 'Final: test_loss' in proc.stdout
+  steps = [r['step'] for r in read_metrics(tmp_path) if 'loss' in r]
+  assert steps[-1] == 1024 // 32
