@@ -71,17 +71,20 @@ def _with_stats(name: str, train: Split, test: Split, num_classes: int) -> Datas
 def _digits() -> Dataset:
   """scikit-learn's 1,797 handwritten digits, 8x8 in 0..16, upscaled bilinearly to 32x32.
 
-  Fixed split: the first 1,437 images train, the last 360 test.
+  Fixed stratified split: 360 test images (36 per class, give or take one), drawn by
+  `train_test_split(..., random_state=0)`; the other 1,437 train.
   """
-  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  from sklearn.model_selection import train_test_split  # pylint: disable=g-import-not-at-top
   digits = load_digits()
   small = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
   big = np.stack([np.asarray(Image.fromarray(im).resize((32, 32), Image.BILINEAR)) for im in small])
   images, labels = big[..., None], digits.target.astype(np.int32)
-  n_train = 1437
-  return _with_stats('digits', Split(images[:n_train], labels[:n_train]),
-                     Split(images[n_train:], labels[n_train:]), 10)
+  train, test = train_test_split(np.arange(len(labels)), test_size=360, stratify=labels,
+                                 random_state=0)
+  return _with_stats('digits', Split(images[train], labels[train]),
+                     Split(images[test], labels[test]), 10)
 
 
 def _synthetic(cfg: ml_collections.ConfigDict) -> Dataset:
