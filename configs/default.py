@@ -24,11 +24,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dtype = 'float32'  # compute dtype ('bfloat16' for mixed precision)
   config.model.bn_momentum = 0.9  # flax convention: 0.9 here == PyTorch's momentum=0.1
   config.model.bn_epsilon = 1e-5  # PyTorch's default
+  config.model.dropout_rate = 0.0  # between the convs of pre-activation basic blocks (WRN)
+  config.model.zero_init_last_bn = False  # zero the last BN scale of each residual branch
+  config.model.scan_blocks = False  # nn.scan over each stage's repeated blocks: compile time flat
+  #   in depth, but autodiff'd convs in a scan body are ~30x slower on XLA:CPU (GPU-only option)
+  config.model.init_from = ''  # a PyTorch .pth/.th state dict to start from (fine-tuning); '' = random
+  config.model.init_reinit_head = False  # with init_from: fresh head (e.g. another class count)
 
   config.data = ml_collections.ConfigDict()
   config.data.dataset = 'cifar10'  # a tfds name, 'digits' (offline, sklearn) or 'synthetic'
   config.data.data_dir = ''  # TFDS data dir; '' means $TFDS_DATA_DIR or ~/tensorflow_datasets
   config.data.download = True  # download and prepare a missing tfds dataset (fails fast offline)
+  config.data.image_size = 0  # resize (bilinear) to this height == width; 0 keeps the native size
   config.data.synthetic = ml_collections.ConfigDict()  # only for dataset='synthetic'
   config.data.synthetic.num_train = 1024  # training images
   config.data.synthetic.num_test = 256  # test images
@@ -47,15 +54,19 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_epochs = 164  # training length; an epoch is len(train) // batch_size steps
 
   config.optim = ml_collections.ConfigDict()
-  config.optim.optimizer = 'sgd'  # SGD with momentum
+  config.optim.optimizer = 'sgd'  # 'sgd' (with momentum) or 'adam'
   config.optim.learning_rate = 0.1  # peak learning rate
   config.optim.momentum = 0.9  # 0 for plain SGD
   config.optim.nesterov = False
+  config.optim.adam_b1 = 0.9  # Adam only
+  config.optim.adam_b2 = 0.999  # Adam only
+  config.optim.adam_eps = 1e-8  # Adam only (PyTorch's default)
   config.optim.weight_decay = 1e-4  # L2 added to the gradient, as torch.optim.SGD does
   config.optim.decay_bn_and_bias = True  # False: decay conv/dense kernels only
-  config.optim.schedule = 'step'  # 'constant', 'step' (multiply at milestones) or 'cosine'
-  config.optim.milestones = (82, 123)  # epochs where the 'step' schedule multiplies the lr ...
-  config.optim.decay_factor = 0.1  # ... by this factor
+  config.optim.schedule = 'step'  # 'constant', 'step', 'exponential' or 'cosine'
+  config.optim.milestones = (82, 123)  # 'step': epochs where the lr is multiplied ...
+  config.optim.decay_factor = 0.1  # ... by this factor ('step' and 'exponential')
+  config.optim.decay_every_epochs = 1.0  # 'exponential': multiply by decay_factor this often
   config.optim.warmup_epochs = 0.0  # linear warm-up from 0, before the schedule
 
   config.log_every_steps = 100  # training metrics are averaged over this many steps (and epoch ends)

@@ -6,8 +6,8 @@ import optax
 
 from resnet_flax.errors import UserError
 
-SCHEDULES = ('constant', 'step', 'cosine')
-OPTIMIZERS = ('sgd',)
+SCHEDULES = ('constant', 'step', 'exponential', 'cosine')
+OPTIMIZERS = ('sgd', 'adam')
 
 
 def create_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
@@ -20,6 +20,9 @@ def create_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
   elif cfg.schedule == 'step':
     boundaries = {int(round(m * steps_per_epoch)) - warmup: cfg.decay_factor for m in cfg.milestones}
     main = optax.piecewise_constant_schedule(lr, boundaries)
+  elif cfg.schedule == 'exponential':  # staircase: x decay_factor every decay_every_epochs
+    main = optax.exponential_decay(lr, int(round(cfg.decay_every_epochs * steps_per_epoch)),
+                                   cfg.decay_factor, staircase=True)
   elif cfg.schedule == 'cosine':
     main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
   else:
@@ -31,15 +34,18 @@ def create_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
 
 
 def create_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
-  """SGD with momentum and L2 weight decay coupled as in torch.optim.SGD (added to the gradient)."""
-  if cfg.optimizer not in OPTIMIZERS:
+  """SGD (momentum) or Adam, with L2 weight decay added to the gradient as torch.optim does."""
+  if cfg.optimizer == 'sgd':
+    base = optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=cfg.nesterov)
+  elif cfg.optimizer == 'adam':
+    base = optax.adam(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps)
+  else:
     raise UserError(f'Unknown optimizer {cfg.optimizer!r}: set --config.optim.optimizer to one '
                     f'of {", ".join(OPTIMIZERS)}.')
+  if not cfg.weight_decay:
+    return base
   mask = None if cfg.decay_bn_and_bias else _kernels_only
-  return optax.chain(
-      optax.add_decayed_weights(cfg.weight_decay, mask),
-      optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=cfg.nesterov),
-  )
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask), base)
 
 
 def _kernels_only(params):

@@ -206,7 +206,7 @@ def _unwrap(obj: Any, path: str) -> dict:
   """The state dict itself, out of a training checkpoint that wraps it."""
   if not isinstance(obj, dict):
     raise UserError(f'{path} holds a {type(obj).__name__}, not a state dict.')
-  for key in ('state_dict', 'model'):
+  for key in ('state_dict', 'model', 'net'):  # akamaster, torchvision recipes, kuangliu
     if isinstance(obj.get(key), dict):
       return obj[key]
   return obj

@@ -7,14 +7,18 @@ import optax
 from resnet_flax.train_state import TrainState
 
 
-def train_step(state: TrainState, batch: dict[str, jax.Array],
+def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
                schedule: optax.Schedule) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One SGD step in train mode: loss, gradients, BN statistics update and metrics."""
+  """One optimizer step in train mode: loss, gradients, BN statistics update and metrics.
+
+  Dropout draws from `rng` folded with the step, so a resumed run draws the same masks.
+  """
   def loss_fn(params):
-    logits, updates = state.apply_fn({'params': params, 'batch_stats': state.batch_stats},
-                                     batch['image'], train=True, mutable=['batch_stats'])
+    logits, updates = state.apply_fn(
+        {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
+        mutable=['batch_stats'], rngs={'dropout': jax.random.fold_in(rng, state.step)})
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
-    return loss, (updates['batch_stats'], logits)
+    return loss, (updates.get('batch_stats', {}), logits)
 
   (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   metrics = {'loss': loss,

@@ -19,5 +19,5 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: 
   def init(rng):
     variables = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)
     return TrainState.create(apply_fn=model.apply, params=variables['params'], tx=tx,
-                             batch_stats=variables['batch_stats'])
+                             batch_stats=variables.get('batch_stats', {}))
   return jax.jit(init)(rng)

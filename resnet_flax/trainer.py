@@ -5,6 +5,7 @@ import os
 import time
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -15,6 +16,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from resnet_flax import data as data_lib
 from resnet_flax import models, optim, steps
 from resnet_flax.checkpointing import Checkpointer
+from resnet_flax.models import from_pytorch, scan_layout
 from resnet_flax.errors import UserError
 from resnet_flax.metrics_log import MetricsLog
 from resnet_flax.train_state import TrainState, create_train_state
@@ -28,15 +30,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   _check_batch_sizes(config, dataset, jax.device_count())
   replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
 
-  model = models.create_model(config.model.name, num_classes=dataset.num_classes,
-                              dtype=jnp.dtype(config.model.dtype),
-                              bn_momentum=config.model.bn_momentum,
-                              bn_epsilon=config.model.bn_epsilon)
+  model = create_model(config.model, dataset.num_classes)
+  image_shape = data_lib.input_shape(dataset, config.data.image_size)
   steps_per_epoch = data_lib.steps_per_epoch(len(dataset.train), config.batch_size)
   total_steps = config.num_epochs * steps_per_epoch
   schedule = optim.create_schedule(config.optim, steps_per_epoch, total_steps)
   tx = optim.create_optimizer(config.optim, schedule)
-  state = create_train_state(model, tx, jax.random.key(config.seed), dataset.image_shape)
+  init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
+  state = create_train_state(model, tx, init_rng, image_shape)
   state = jax.device_put(state, replicated)
 
   log = MetricsLog(workdir)
@@ -45,19 +46,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     state, _ = ckpt.restore(state)
     log.drop_after(int(state.step))
     print(f'Resumed from {ckpt.directory} at step {int(state.step)}.')
+  elif config.model.init_from:
+    state = jax.device_put(_init_from_pytorch(state, model, config.model), replicated)
+    print(f'Initialised from {config.model.init_from}.')
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  print(f'{config.model.name}: {num_params:,} parameters; {dataset.name}: {len(dataset.train):,} '
-        f'train / {len(dataset.test):,} test images {dataset.image_shape}; {jax.device_count()} '
-        f'{jax.default_backend()} device(s); {total_steps:,} steps of {config.batch_size}.')
+  if log.enabled:
+    print(models.summarize(model, image_shape).table(
+        f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
+        f'{len(dataset.test):,} test images, input {"x".join(map(str, image_shape))}):'))
+    print(f'{jax.device_count()} {jax.default_backend()} device(s); {total_steps:,} steps of '
+          f'{config.batch_size}.')
 
-  p_train_step = jax.jit(functools.partial(steps.train_step, schedule=schedule),
+  p_train_step = jax.jit(functools.partial(steps.train_step, rng=dropout_rng, schedule=schedule),
                          donate_argnums=0)
   p_eval_step = jax.jit(steps.eval_step)
   to_device = functools.partial(jax.make_array_from_process_local_data, sharded)
 
   def evaluate(state: TrainState) -> dict[str, float]:
     totals = None
-    for batch in data_lib.eval_batches(dataset, dataset.test, config.eval_batch_size):
+    for batch in data_lib.eval_batches(dataset, dataset.test, config.eval_batch_size,
+                                        config.data.image_size):
       out = p_eval_step(state, jax.tree.map(to_device, batch))
       totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
     totals = jax.device_get(totals)
@@ -71,7 +79,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   for epoch in range(step // steps_per_epoch, config.num_epochs):
     batches = data_lib.train_batches(dataset, config.augment, batch_size=config.batch_size,
                                      seed=config.seed, epoch=epoch,
-                                     start_step=step - epoch * steps_per_epoch)
+                                     start_step=step - epoch * steps_per_epoch,
+                                     image_size=config.data.image_size)
     bar = tqdm.tqdm(batches, total=steps_per_epoch, initial=step - epoch * steps_per_epoch,
                     desc=f'epoch {epoch + 1}/{config.num_epochs}', leave=False,
                     disable=None if config.progress_bar and log.enabled else True)
@@ -109,6 +118,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   print('Final: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
                               for k, v in final.items()))
   return final
+
+
+def create_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
+  """The model that `config.model` describes."""
+  block_options = {k: cfg[k] for k in ('dropout_rate', 'zero_init_last_bn') if cfg[k]}
+  return models.create_model(cfg.name, num_classes=num_classes, dtype=jnp.dtype(cfg.dtype),
+                             bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
+                             scan_blocks=cfg.scan_blocks, block_options=block_options)
+
+
+def _init_from_pytorch(state: TrainState, model: nn.Module,
+                       cfg: ml_collections.ConfigDict) -> TrainState:
+  """`state` with params and BN statistics from a PyTorch checkpoint (the head kept if asked)."""
+  own = {'params': state.params, 'batch_stats': state.batch_stats}
+  if model.scan_blocks:  # PyTorch layouts are unrolled
+    own = scan_layout.to_unscanned(own, model.stage_sizes)
+  variables = from_pytorch.load_pytorch_weights(cfg.init_from, own,
+                                                reinit_head=cfg.init_reinit_head,
+                                                init_variables=own)
+  if model.scan_blocks:
+    variables = scan_layout.to_scanned(variables, model.stage_sizes)
+  return state.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
 
 
 class _Throughput:

@@ -1,13 +1,14 @@
 """Models: exact parameter counts, shapes, BatchNorm behaviour, registry errors."""
 
 import flax.linen as nn
+from flax import traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from resnet_flax.errors import UserError
-from resnet_flax.models import create_model, list_models
+from resnet_flax.models import create_model, list_models, summarize
 from resnet_flax.models.layers import conv, relu
 
 # ../shared/reference/cifar_results.md: learnable params (BN scale/bias included).
@@ -112,3 +113,120 @@ def test_registry_errors_are_clear():
     create_model('resnet21', num_classes=10)
   with pytest.raises(UserError, match='no field.*widht'):
     create_model('resnet20', num_classes=10, widht=3)
+
+
+# Published counts not in the reference table: torchvision's ImageNet models with a 10-class
+# head, and the papers' rounded figures (PreAct: He et al. 2016b; WRN: Zagoruyko & Komodakis;
+# ResNeXt-29 8x64d: Xie et al. 2017).
+EXACT_OTHER = [
+    ('resnet18_imagenet', 11_181_642), ('resnet34_imagenet', 21_289_802),
+    ('resnet50_imagenet', 23_528_522), ('resnet101_imagenet', 42_520_650),
+    ('resnet152_imagenet', 58_164_298), ('resnet50', 23_520_842),
+]
+ROUNDED = [('preact_resnet164', 1.7), ('preact_resnet1001', 10.2), ('wrn40_4', 8.9),
+           ('wrn16_8', 11.0), ('resnext29_8x64d', 34.4)]
+TABLE = [  # ../shared/reference/cifar_results.md, rows beyond He et al.'s: params and MACs
+    ('resnet18', 11_173_962, 11_220_132, 555.42), ('preact_resnet18', 11_171_146, 11_217_316, 555.42),
+    ('wrn16_4', 2_748_890, 2_772_020, 392.61), ('wrn28_2', 1_467_610, 1_479_220, 214.35),
+    ('wrn28_10', 36_479_194, 36_536_884, 5243.33),
+]
+MACS_HE = {'resnet20': 40.55, 'resnet20_b': 40.81, 'resnet32': 68.86, 'resnet44': 97.17,
+           'resnet56': 125.49, 'resnet110': 252.89, 'resnet1202': 2829.24}
+
+
+@pytest.mark.parametrize('name,p10,p100,macs', TABLE)
+def test_reference_table_params_and_macs(name, p10, p100, macs):
+  s10 = summarize(create_model(name, num_classes=10), (32, 32, 3))
+  assert s10.params == p10 and round(s10.macs / 1e6, 2) == macs
+  assert summarize(create_model(name, num_classes=100), (32, 32, 3)).params == p100
+
+
+@pytest.mark.parametrize('name,macs', sorted(MACS_HE.items()))
+def test_he_et_al_macs(name, macs):
+  assert round(summarize(create_model(name, num_classes=10), (32, 32, 3)).macs / 1e6, 2) == macs
+
+
+@pytest.mark.parametrize('name,expected', EXACT_OTHER)
+def test_torchvision_param_counts(name, expected):
+  assert count(abstract_variables(create_model(name, num_classes=10))['params']) == expected
+
+
+@pytest.mark.parametrize('name,millions', ROUNDED)
+def test_paper_param_counts(name, millions):
+  """The papers' rounded figures count conv and dense weights (PreAct-1001: 10.18M of 10.33M)."""
+  params = abstract_variables(create_model(name, num_classes=10))['params']
+  weights = sum(x.size for path, x in traverse_util.flatten_dict(params).items()
+                if path[-1] == 'kernel')
+  assert round(weights / 1e6, 1) == millions
+
+
+def test_resnext29_32x4d_param_count():
+  """kuangliu's ResNeXt29_32x4d (the paper's template: outputs 256/512/1024)."""
+  assert count(abstract_variables(create_model('resnext29_32x4d', num_classes=10))['params']) == 4_775_754
+
+
+@pytest.mark.parametrize('name', list_models())
+def test_every_model_maps_images_to_logits(name):
+  size = 96 if name == 'bottleneck96' else 32
+  model = create_model(name, num_classes=7)
+  out = jax.eval_shape(lambda: model.init_with_output(
+      {'params': jax.random.key(0), 'dropout': jax.random.key(1)}, jnp.zeros((2, size, size, 3)),
+      train=True, mutable=['params', 'batch_stats'])[0])
+  assert out.shape == (2, 7) and out.dtype == jnp.float32
+
+
+def stage_shapes(name, size, channels=3):
+  return dict(summarize(create_model(name, num_classes=10), (size, size, channels)).outputs)
+
+
+def test_tutorial_feature_maps():
+  assert stage_shapes('plain_resnet', 32)['stage4'] == (4, 4, 256)
+  b96 = stage_shapes('bottleneck96', 96)
+  assert (b96['stage1'], b96['stage2']) == ((24, 24, 128), (12, 12, 512))
+  model = create_model('bottleneck96', num_classes=10)
+  x = jnp.zeros((1, 96, 96, 3))
+  variables = model.init(jax.random.key(0), x, train=False)
+  _, state = model.apply(variables, x, train=False, capture_intermediates=True, mutable=True)
+  assert state['intermediates']['stem']['conv']['__call__'][0].shape == (1, 48, 48, 32)
+  r18 = stage_shapes('resnet18_imagenet', 224, channels=1)
+  assert [r18[f'stage{i}'][:2] for i in range(1, 5)] == [(56, 56), (28, 28), (14, 14), (7, 7)]
+
+
+def test_plain_resnet_has_no_batch_norm():
+  variables = abstract_variables(create_model('plain_resnet', num_classes=10))
+  assert 'batch_stats' not in variables
+
+
+def test_zero_init_last_bn_starts_blocks_as_identity():
+  model = create_model('resnet18', num_classes=10, block_options={'zero_init_last_bn': True})
+  params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)['params']
+  assert not jnp.any(params['stage1_block1']['bn2']['scale'])
+  assert jnp.all(params['stage1_block1']['bn1']['scale'] == 1)
+
+
+def test_wrn_dropout_is_active_only_in_training():
+  model = create_model('wrn16_4', num_classes=10, block_options={'dropout_rate': 0.5})
+  x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
+  variables = model.init(jax.random.key(0), x, train=False)
+  run = lambda key: model.apply(variables, x, train=True, mutable=['batch_stats'],
+                                rngs={'dropout': jax.random.key(key)})[0]
+  assert not jnp.allclose(run(1), run(2))
+  np.testing.assert_array_equal(model.apply(variables, x, train=False),
+                                model.apply(variables, x, train=False))
+
+
+def test_block_options_the_blocks_lack_are_refused():
+  with pytest.raises(UserError, match='no option zero_init_last_bn'):
+    create_model('wrn28_10', num_classes=10, block_options={'zero_init_last_bn': True})
+
+
+def test_resnext_blocks_use_grouped_convs():
+  params = abstract_variables(create_model('resnext29_32x4d', num_classes=10))['params']
+  assert params['stage1_block1']['conv2']['kernel'].shape == (3, 3, 4, 128)  # 128 / 32 groups
+
+
+def test_summary_cli_prints_the_table():
+  import subprocess, sys  # noqa: E401
+  out = subprocess.run([sys.executable, '-m', 'resnet_flax.models', '--summary', 'resnet20'],
+                       capture_output=True, text=True, check=True).stdout
+  assert '8x8x64' in out and '269,722' in out and '40.55 M' in out

@@ -202,7 +202,7 @@ def test_prefix_kept_unless_every_name_has_it(tmp_path):
 
 
 @FORMATS
-@pytest.mark.parametrize('wrapper_key', ['state_dict', 'model'])
+@pytest.mark.parametrize('wrapper_key', ['state_dict', 'model', 'net'])
 def test_wrapped_training_checkpoint(tmp_path, legacy, wrapper_key):
   """akamaster's .th files: {'epoch', 'state_dict', 'best_prec1'}, DataParallel, saved from CUDA."""
   sd = state_dict({'module.conv1.weight': np.full((2, 1), 3.0, np.float32)},

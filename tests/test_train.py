@@ -110,3 +110,30 @@ def test_cli_trains_and_overrides_apply(tmp_path):
   assert 'Final: test_loss' in proc.stdout
   steps = [r['step'] for r in read_metrics(tmp_path) if 'loss' in r]
   assert steps[-1] == 1024 // 32
+
+
+def test_init_from_a_pytorch_checkpoint(tmp_path, make_config):
+  """`--config.model.init_from=x.th` starts from those weights (lr 0 keeps them for the check)."""
+  import jax
+  from resnet_flax.checkpointing import Checkpointer
+  from resnet_flax.models import from_pytorch
+  from tests.test_pytorch_checkpoint import akamaster_state_dict, state_dict, write_checkpoint
+  arrays = akamaster_state_dict(np.random.default_rng(0))
+  write_checkpoint(tmp_path / 'resnet20.th', {'state_dict': state_dict(arrays)}, legacy=True)
+  config = make_config(**{'model.init_from': str(tmp_path / 'resnet20.th'), 'num_epochs': 1,
+                          'optim.learning_rate': 0.0, 'optim.weight_decay': 0.0})
+  train_and_evaluate(config, str(tmp_path / 'run'))
+  expected = from_pytorch.cifar_resnet_variables(arrays)['params']
+  ckpt = Checkpointer(str(tmp_path / 'run'), keep=1)
+  restored = ckpt._manager.restore(ckpt.latest_step())['state']['params']
+  jax.tree.map(np.testing.assert_array_equal, restored, expected)
+
+
+def test_init_from_a_checkpoint_of_another_model_is_refused(tmp_path, make_config):
+  from resnet_flax.errors import UserError
+  from tests.test_pytorch_checkpoint import akamaster_state_dict, state_dict, write_checkpoint
+  write_checkpoint(tmp_path / 'r32.th', state_dict(akamaster_state_dict(np.random.default_rng(0),
+                                                                         depth=32)))
+  config = make_config(**{'model.init_from': str(tmp_path / 'r32.th')})
+  with pytest.raises(UserError, match='missing|unexpected'):
+    train_and_evaluate(config, str(tmp_path / 'run'))

@@ -20,9 +20,19 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return num_examples // batch_size
 
 
+def input_shape(ds: Dataset, image_size: int) -> tuple[int, int, int]:
+  """The (H, W, C) the model sees: the dataset's, or `image_size` square when resizing."""
+  height, width, channels = ds.image_shape
+  return (image_size, image_size, channels) if image_size else (height, width, channels)
+
+
 def train_batches(ds: Dataset, aug: ml_collections.ConfigDict, *, batch_size: int, seed: int,
-                  epoch: int, start_step: int = 0) -> Iterator[Batch]:
-  """Yields epoch `epoch`'s batches from step `start_step` on: {'image': f32 NHWC, 'label': i32}."""
+                  epoch: int, start_step: int = 0, image_size: int = 0) -> Iterator[Batch]:
+  """Yields epoch `epoch`'s batches from step `start_step` on: {'image': f32 NHWC, 'label': i32}.
+
+  Each image is resized (when `image_size`), padded and cropped, and flipped, then batched
+  and normalised.
+  """
   tf = tensorflow()
   n_steps = steps_per_epoch(len(ds.train), batch_size)
   rng = np.random.default_rng([seed, epoch])
@@ -31,10 +41,12 @@ def train_batches(ds: Dataset, aug: ml_collections.ConfigDict, *, batch_size: in
   keep = slice(start_step * batch_size, None)
   data = tf.data.Dataset.from_tensor_slices(
       (ds.train.images[order[keep]], ds.train.labels[order[keep]], aug_seeds[keep]))
-  height, width, channels = ds.image_shape
+  height, width, channels = input_shape(ds, image_size)
 
   def augment(image, label, seed):
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    if image_size:
+      image = tf.image.resize(image, (height, width))
     if aug.crop_padding:
       p = aug.crop_padding
       image = tf.pad(image, [[p, p], [p, p], [0, 0]])
@@ -49,7 +61,7 @@ def train_batches(ds: Dataset, aug: ml_collections.ConfigDict, *, batch_size: in
   yield from data.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
 
-def eval_batches(ds: Dataset, split: Split, batch_size: int) -> Iterator[Batch]:
+def eval_batches(ds: Dataset, split: Split, batch_size: int, image_size: int = 0) -> Iterator[Batch]:
   """Yields every example of `split` exactly once; the last batch is zero-padded.
 
   Each batch carries 'mask' (1.0 real, 0.0 padding) so metrics divide by the true count.
@@ -62,6 +74,8 @@ def eval_batches(ds: Dataset, split: Split, batch_size: int) -> Iterator[Batch]:
   labels = np.concatenate([split.labels, np.zeros((pad,), np.int32)])
   mask = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
   data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+  if image_size:
+    data = data.map(lambda x, y: (tf.image.resize(x, (image_size, image_size)), y))
   data = data.map(_normalizer(ds), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   masks = tf.data.Dataset.from_tensor_slices(mask).batch(batch_size)
   data = tf.data.Dataset.zip(data, masks).map(lambda b, m: {**b, 'mask': m})

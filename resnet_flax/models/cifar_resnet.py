@@ -1,4 +1,8 @@
-"""He et al. (2016) CIFAR ResNets: 3 stages of n basic blocks at 16/32/64 channels, depth 6n+2."""
+"""He et al. (2016) CIFAR ResNets: 3 stages of n basic blocks at 16/32/64 channels, depth 6n+2.
+
+`resnetN` uses option-A (parameter-free) shortcuts as in the paper; `resnetN_b` uses
+option-B projections (1x1 conv + BN) where the shape changes.
+"""
 
 import functools
 
@@ -8,10 +12,16 @@ from resnet_flax.models.resnet import ResNet, ShortcutA, ShortcutB
 CIFAR_WIDTHS = (16, 32, 64)
 
 
+def blocks_per_stage(depth: int, layers_per_block: int) -> int:
+  """n for a 3-stage CIFAR net of `depth` = layers_per_block * 3n + 2."""
+  n, rest = divmod(depth - 2, 3 * layers_per_block)
+  if rest or n < 1:
+    raise ValueError(f'depth {depth} is not {3 * layers_per_block}n+2')
+  return n
+
+
 def cifar_resnet(depth: int, shortcut: str, num_classes: int) -> ResNet:
-  if (depth - 2) % 6:
-    raise ValueError(f'CIFAR ResNet depth must be 6n+2, got {depth}')
-  n = (depth - 2) // 6
+  n = blocks_per_stage(depth, 2)
   return ResNet(stage_sizes=(n, n, n), widths=CIFAR_WIDTHS, num_classes=num_classes,
                 shortcut_cls={'A': ShortcutA, 'B': ShortcutB}[shortcut])
 

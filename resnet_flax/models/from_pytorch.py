@@ -1,25 +1,59 @@
-"""PyTorch CIFAR ResNet weights as our variables, to evaluate or fine-tune published models.
+"""PyTorch ResNet weights as our variables, to evaluate or fine-tune published models.
 
-The layout is akamaster/pytorch_resnet_cifar10's, which most PyTorch CIFAR ResNets
-share: conv1, bn1, layer{s}.{i}.conv1/bn1/conv2/bn2, linear. Option-A blocks have no
-shortcut tensors; option-B blocks add layer{s}.{i}.shortcut.0 (conv) and .1 (bn).
+Three layouts share one mapping (conv1/bn1 -> stem, layer{s}.{i} -> stage{s}_block{i+1},
+the projection -> shortcut/conv and shortcut/bn, the Linear -> head):
+
+- akamaster/pytorch_resnet_cifar10's, which most PyTorch CIFAR ResNets share: conv1,
+  bn1, layer{s}.{i}.conv1/bn1/conv2/bn2, linear. Option-A blocks have no shortcut
+  tensors; option-B blocks add layer{s}.{i}.shortcut.0 (conv) and .1 (bn).
+- torchvision's ResNet-18..152: bottlenecks add conv3/bn3, projections are
+  layer{s}.{i}.downsample.0/.1 and the head is fc.
+- kuangliu/pytorch-cifar's ResNet18..152: torchvision's blocks under akamaster's names
+  (shortcut.0/.1, linear).
+
 Usage:
 
-  variables = cifar_resnet_variables(load_state_dict('resnet20-12fca82f.th'))
-  check_compatible(jax.eval_shape(lambda: model.init(key, x, train=False)), variables)
+  expected = jax.eval_shape(lambda: model.init(key, x, train=False))
+  variables = load_pytorch_weights('resnet18-f37072fd.pth', expected)
+  # or, for a 1000-class checkpoint fine-tuned on 10 classes:
+  variables = load_pytorch_weights(path, expected, reinit_head=True,
+                                   init_variables=model.init(key, x, train=False))
 """
 
+import os
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 from flax import traverse_util
 
 from resnet_flax.errors import UserError
+from resnet_flax.pytorch_checkpoint import load_state_dict
 
-_TOP_MODULES = {'conv1': ('stem', 'conv'), 'bn1': ('stem', 'bn'), 'linear': ('head',)}
-_BLOCK_MODULE = re.compile(r'layer(\d+)\.(\d+)\.(conv1|bn1|conv2|bn2|shortcut\.0|shortcut\.1)')
-_BLOCK_LAYERS = {'shortcut.0': ('shortcut', 'conv'), 'shortcut.1': ('shortcut', 'bn')}
+
+class _Layout(NamedTuple):
+  """The torch module names of one family of ResNets and where they go in ours."""
+  description: str  # names the layout in error messages
+  top: Mapping[str, tuple[str, ...]]
+  block: re.Pattern[str]  # groups: stage, block index, layer
+
+
+_STEM = {'conv1': ('stem', 'conv'), 'bn1': ('stem', 'bn')}
+_BLOCK_LAYERS = {f'{name}.{i}': ('shortcut', layer) for name in ('shortcut', 'downsample')
+                 for i, layer in enumerate(('conv', 'bn'))}
+_CIFAR = _Layout(
+    'a PyTorch CIFAR ResNet (conv1, bn1, layer{s}.{i}.conv1/bn1/conv2/bn2[/shortcut.0/.1], '
+    'linear)',
+    {**_STEM, 'linear': ('head',)},
+    re.compile(r'layer(\d+)\.(\d+)\.(conv1|bn1|conv2|bn2|shortcut\.0|shortcut\.1)'))
+# Accepts every name _CIFAR does, so a name that fits neither is one that does not fit this.
+_TORCHVISION = _Layout(
+    'a torchvision or kuangliu/pytorch-cifar ResNet (conv1, bn1, '
+    'layer{s}.{i}.conv1/bn1/conv2/bn2[/conv3/bn3][/downsample.0/.1 or /shortcut.0/.1], '
+    'fc or linear)',
+    {**_STEM, 'fc': ('head',), 'linear': ('head',)},
+    re.compile(r'layer(\d+)\.(\d+)\.(conv[123]|bn[123]|(?:downsample|shortcut)\.[01])'))
+_LAYOUTS = (_CIFAR, _TORCHVISION)  # the narrower first; names both accept map alike
 _BN_LEAVES = {'weight': ('params', 'scale'), 'bias': ('params', 'bias'),
               'running_mean': ('batch_stats', 'mean'), 'running_var': ('batch_stats', 'var')}
 _SHOWN = 5  # keys listed per kind of problem; the rest are counted
@@ -32,10 +66,60 @@ def cifar_resnet_variables(state_dict: Mapping[str, np.ndarray]) -> dict[str, An
   out)) and to float32, the dtype of our variables. num_batches_tracked is dropped.
   Raises UserError naming the tensors that have no place in a CIFAR ResNet.
   """
-  flat, strays = {}, []
+  return _variables(state_dict, _CIFAR)
+
+
+def torchvision_resnet_variables(state_dict: Mapping[str, np.ndarray]) -> dict[str, Any]:
+  """Our variables for resnetN(_imagenet) from a torchvision or kuangliu/pytorch-cifar state dict.
+
+  Converted as cifar_resnet_variables does. Raises UserError naming the tensors that
+  have no place in such a ResNet, or two that land in the same place (fc and linear).
+  """
+  return _variables(state_dict, _TORCHVISION)
+
+
+def pytorch_variables(state_dict: Mapping[str, np.ndarray]) -> dict[str, Any]:
+  """Our variables from a state dict in any layout above, told apart by its tensor names.
+
+  Saves the caller from knowing where a downloaded checkpoint came from. Raises
+  UserError listing the first tensors whose names fit no layout.
+  """
+  modules = {name.rpartition('.')[0] for name in state_dict}
+  for layout in _LAYOUTS:
+    if all(_module_path(module, layout) is not None for module in modules):
+      return _variables(state_dict, layout)
+  unknown = [f'{name} {tuple(np.shape(value))}' for name, value in state_dict.items()
+             if _module_path(name.rpartition('.')[0], _TORCHVISION) is None]
+  raise UserError(
+      f'The state dict is not of a ResNet layout we can read: {len(unknown)} tensor(s) fit '
+      f'neither {_CIFAR.description} nor {_TORCHVISION.description}: {_some(unknown)}.')
+
+
+def load_pytorch_weights(path: str | os.PathLike, expected_variables: Mapping[str, Any], *,
+                         reinit_head: bool = False,
+                         init_variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+  """Our model's variables from a PyTorch checkpoint file, checked against the model's tree.
+
+  `expected_variables` is the model's own tree (leaves need only a `.shape`). With
+  `reinit_head`, the checkpoint's head is replaced by the head of `init_variables`
+  (the caller's fresh init), to fine-tune on another number of classes. Raises
+  UserError if the file is unreadable, of no known layout, or does not fit the model.
+  """
+  variables = pytorch_variables(load_state_dict(path))
+  if reinit_head:
+    if init_variables is None:
+      raise ValueError("reinit_head needs init_variables: their head replaces the checkpoint's")
+    variables.setdefault('params', {})['head'] = init_variables['params']['head']
+  check_compatible(expected_variables, variables)
+  return variables
+
+
+def _variables(state_dict: Mapping[str, np.ndarray], layout: _Layout) -> dict[str, Any]:
+  """The mapping itself, for one layout."""
+  flat, sources, strays = {}, {}, []
   for name, value in state_dict.items():
     module, _, leaf = name.rpartition('.')
-    path = _module_path(module)
+    path = _module_path(module, layout)
     if path is not None and leaf == 'num_batches_tracked':
       continue
     converted = _convert(path, leaf, np.asarray(value)) if path is not None else None
@@ -43,20 +127,24 @@ def cifar_resnet_variables(state_dict: Mapping[str, np.ndarray]) -> dict[str, An
       strays.append(f'{name} {tuple(np.shape(value))}')
       continue
     collection, leaf_name, array = converted
-    flat[(collection, *path, leaf_name)] = np.asarray(array, np.float32)
+    key = (collection, *path, leaf_name)
+    if key in sources:
+      raise UserError(f'{sources[key]} and {name} both map to {"/".join(key)}: the state dict '
+                      'mixes two layouts (fc and linear, or downsample and shortcut).')
+    sources[key] = name
+    flat[key] = np.asarray(array, np.float32)
   if strays:
     raise UserError(
-        f'The state dict does not have the layout of a PyTorch CIFAR ResNet (conv1, bn1, '
-        f'layer{{s}}.{{i}}.conv1/bn1/conv2/bn2[/shortcut.0/.1], linear): {len(strays)} tensor(s) '
-        f'fit nowhere: {_some(strays)}.')
+        f'The state dict does not have the layout of {layout.description}: {len(strays)} '
+        f'tensor(s) fit nowhere: {_some(strays)}.')
   return traverse_util.unflatten_dict(flat)
 
 
-def _module_path(module: str) -> tuple[str, ...] | None:
+def _module_path(module: str, layout: _Layout) -> tuple[str, ...] | None:
   """Our module path for a torch module name ('layer2.0.bn1' -> stage2_block1/bn1), or None."""
-  if module in _TOP_MODULES:
-    return _TOP_MODULES[module]
-  match = _BLOCK_MODULE.fullmatch(module)
+  if module in layout.top:
+    return layout.top[module]
+  match = layout.block.fullmatch(module)
   if match is None:
     return None
   stage, block, layer = match.groups()
@@ -88,15 +176,20 @@ def check_compatible(expected_variables: Mapping[str, Any], variables: Mapping[s
   got = traverse_util.flatten_dict(variables, sep='/')
   missing = [k for k in expected if k not in got]
   unexpected = [k for k in got if k not in expected]
+  reshaped = [k for k in expected if k in got and tuple(expected[k].shape) != tuple(got[k].shape)]
   mismatched = [f'{k} (model {tuple(expected[k].shape)}, checkpoint {tuple(got[k].shape)})'
-                for k in expected if k in got and tuple(expected[k].shape) != tuple(got[k].shape)]
+                for k in reshaped]
   problems = [f'{len(keys)} {what}: {_some(keys)}' for what, keys in (
       ('missing', missing), ('unexpected', unexpected), ('with other shapes', mismatched)) if keys]
   if problems:
+    head_differs = any(k.startswith('params/head/') for k in missing + reshaped)
+    reinit = (' To fine-tune on another number of classes instead, pass reinit_head (config: '
+              '--config.model.init_reinit_head=True).' if head_differs else '')
     raise UserError(
         f'The checkpoint does not fit the model: {"; ".join(problems)}. Pick the model the '
-        'checkpoint was trained as: its depth, its shortcut option (resnetN for option A, '
-        'resnetN_b for option B) and its number of classes.')
+        'checkpoint was trained as: its depth, its stem (resnetN_imagenet for the 7x7 ImageNet '
+        'stem), its shortcut option (resnetN for option A, resnetN_b for option B) and its '
+        f'number of classes.{reinit}')
 
 
 def _some(items: list[str]) -> str:

@@ -23,15 +23,15 @@ def relu(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
-         name: str | None = None, **kwargs) -> nn.Conv:
-  """A bias-free conv with PyTorch's symmetric padding (k // 2 on every side).
+         name: str | None = None, use_bias: bool = False, **kwargs) -> nn.Conv:
+  """A conv (bias-free by default: BN follows) with PyTorch's symmetric padding (k // 2 per side).
 
   flax's 'SAME' pads (0, 1) for stride-2 convs on even inputs, which shifts the
   sampling grid and breaks weights ported from PyTorch.
   """
   pad = kernel // 2
   return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
-                 padding=((pad, pad), (pad, pad)), use_bias=False,
+                 padding=((pad, pad), (pad, pad)), use_bias=use_bias,
                  kernel_init=he_normal, dtype=dtype, name=name, **kwargs)
 
 

@@ -1,6 +1,9 @@
 """One ResNet assembled from swappable parts: stem, block, shortcut, stage sizes, widths.
 
 Every variant in the registry is a few lines that pick parts; none copies this file.
+Blocks take `(features, strides, shortcut_cls, norm, dtype)` plus their own options and
+are called as `block(x, train)`; `features` is the block's inner width (bottleneck
+blocks output `expansion` times it).
 """
 
 from typing import Any, Callable, Sequence
@@ -10,12 +13,14 @@ import jax.numpy as jnp
 
 from resnet_flax.models.layers import ModuleDef, batch_norm, conv, relu
 
+Norm = Callable[..., nn.Module]
+
 
 class ShortcutA(nn.Module):
   """He et al.'s parameter-free shortcut: subsample, then zero-pad channels equally on both sides."""
   features: int
   strides: int
-  norm: Callable[..., nn.Module]
+  norm: Norm
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -30,7 +35,7 @@ class ShortcutB(nn.Module):
   """Projection shortcut: 1x1 conv (with the block's stride) + BN."""
   features: int
   strides: int
-  norm: Callable[..., nn.Module]
+  norm: Norm
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -39,67 +44,241 @@ class ShortcutB(nn.Module):
     return self.norm(name='bn')(x)
 
 
-class BasicBlock(nn.Module):
-  """Two 3x3 convs with BN; the shortcut is used only where the shape changes."""
+class ShortcutConv(nn.Module):
+  """Projection without BN, as pre-activation ResNets and WRNs use (their input is already normalised)."""
   features: int
   strides: int
-  shortcut_cls: ModuleDef
-  norm: Callable[..., nn.Module]
+  norm: Norm
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    return conv(self.features, 1, self.strides, self.dtype, name='conv')(x)
+
+
+class ShortcutPool(nn.Module):
+  """2x2 average pooling where the block strides, then zero channel padding (no parameters, no BN)."""
+  features: int
+  strides: int
+  norm: Norm
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    if self.strides > 1:
+      s = self.strides
+      x = nn.avg_pool(x, (s, s), strides=(s, s))
+    extra = self.features - x.shape[-1]
+    return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
+
+
+def _needs_shortcut(x: jnp.ndarray, features: int, strides: int) -> bool:
+  return strides != 1 or x.shape[-1] != features
+
+
+def _zeros_if(flag: bool) -> dict[str, Any]:
+  """BN scale init: zero for the last BN of a residual branch, so each block starts as identity."""
+  return {'scale_init': nn.initializers.zeros} if flag else {}
+
+
+class BasicBlock(nn.Module):
+  """conv3x3-BN-ReLU-conv3x3-BN, add, ReLU (He et al. 2016)."""
+  features: int
+  strides: int
+  shortcut_cls: ModuleDef
+  norm: Norm
+  dtype: Any = jnp.float32
+  zero_init_last_bn: bool = False
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     y = conv(self.features, 3, self.strides, self.dtype, name='conv1')(x)
     y = relu(self.norm(name='bn1')(y))
     y = conv(self.features, 3, 1, self.dtype, name='conv2')(y)
-    y = self.norm(name='bn2')(y)
-    if self.strides != 1 or x.shape[-1] != self.features:
+    y = self.norm(name='bn2', **_zeros_if(self.zero_init_last_bn))(y)
+    if _needs_shortcut(x, self.features, self.strides):
       x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype, name='shortcut')(x)
     return relu(y + x)
 
 
-class CifarStem(nn.Module):
-  """3x3 stride-1 conv + BN + ReLU: keeps the 32x32 resolution."""
+class BottleneckBlock(nn.Module):
+  """1x1-3x3-1x1 with BN; the stride is on the 3x3 (torchvision's "ResNet v1.5").
+
+  `groups` > 1 makes the 3x3 a grouped conv (ResNeXt).
+  """
   features: int
-  norm: Callable[..., nn.Module]
+  strides: int
+  shortcut_cls: ModuleDef
+  norm: Norm
+  dtype: Any = jnp.float32
+  zero_init_last_bn: bool = False
+  groups: int = 1
+  expansion: float = 4  # output width / inner width (ResNeXt-29: 2 for 32x4d, 0.5 for 8x64d)
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    out = int(self.features * self.expansion)
+    y = conv(self.features, 1, 1, self.dtype, name='conv1')(x)
+    y = relu(self.norm(name='bn1')(y))
+    y = conv(self.features, 3, self.strides, self.dtype, name='conv2',
+             feature_group_count=self.groups)(y)
+    y = relu(self.norm(name='bn2')(y))
+    y = conv(out, 1, 1, self.dtype, name='conv3')(y)
+    y = self.norm(name='bn3', **_zeros_if(self.zero_init_last_bn))(y)
+    if _needs_shortcut(x, out, self.strides):
+      x = self.shortcut_cls(out, self.strides, self.norm, self.dtype, name='shortcut')(x)
+    return relu(y + x)
+
+
+class PreActBasicBlock(nn.Module):
+  """BN-ReLU-conv3x3-BN-ReLU-conv3x3, add (He et al., Identity Mappings). Optional dropout (WRN).
+
+  A projection shortcut reads the pre-activated input, as in the paper and WRN.
+  """
+  features: int
+  strides: int
+  shortcut_cls: ModuleDef
+  norm: Norm
+  dtype: Any = jnp.float32
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    pre = relu(self.norm(name='bn1')(x))
+    y = conv(self.features, 3, self.strides, self.dtype, name='conv1')(pre)
+    y = relu(self.norm(name='bn2')(y))
+    if self.dropout_rate:
+      y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
+    y = conv(self.features, 3, 1, self.dtype, name='conv2')(y)
+    if _needs_shortcut(x, self.features, self.strides):
+      x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype,
+                            name='shortcut')(pre)
+    return y + x
+
+
+class PreActBottleneckBlock(nn.Module):
+  """Pre-activation bottleneck: BN-ReLU-1x1, BN-ReLU-3x3 (stride), BN-ReLU-1x1 (x4), add."""
+  features: int
+  strides: int
+  shortcut_cls: ModuleDef
+  norm: Norm
+  dtype: Any = jnp.float32
+  expansion: float = 4
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    out = int(self.features * self.expansion)
+    pre = relu(self.norm(name='bn1')(x))
+    y = conv(self.features, 1, 1, self.dtype, name='conv1')(pre)
+    y = conv(self.features, 3, self.strides, self.dtype, name='conv2')(
+        relu(self.norm(name='bn2')(y)))
+    y = conv(out, 1, 1, self.dtype, name='conv3')(relu(self.norm(name='bn3')(y)))
+    if _needs_shortcut(x, out, self.strides):
+      x = self.shortcut_cls(out, self.strides, self.norm, self.dtype, name='shortcut')(pre)
+    return y + x
+
+
+class PlainBlock(nn.Module):
+  """Two biased 3x3 convs with a ReLU after each, no normalisation (tutorial residual nets)."""
+  features: int
+  strides: int
+  shortcut_cls: ModuleDef
+  norm: Norm
   dtype: Any = jnp.float32
 
   @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    y = relu(conv(self.features, 3, self.strides, self.dtype, name='conv1', use_bias=True)(x))
+    y = relu(conv(self.features, 3, 1, self.dtype, name='conv2', use_bias=True)(y))
+    if _needs_shortcut(x, self.features, self.strides):
+      x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype, name='shortcut')(x)
+    return y + x
+
+
+class Stem(nn.Module):
+  """conv (kernel, stride) [+ BN] [+ ReLU] [+ 3x3 stride-2 max-pool].
+
+  CIFAR: 3x3/1 conv-BN-ReLU. ImageNet: 7x7/2 conv-BN-ReLU + max-pool. Pre-activation
+  nets: conv only (their first block normalises).
+  """
+  features: int
+  norm: Norm
+  dtype: Any = jnp.float32
+  kernel: int = 3
+  strides: int = 1
+  use_norm: bool = True
+  activate: bool = True
+  max_pool: bool = False
+  use_bias: bool = False
+
+  @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    x = conv(self.features, 3, 1, self.dtype, name='conv')(x)
-    return relu(self.norm(name='bn')(x))
+    x = conv(self.features, self.kernel, self.strides, self.dtype, name='conv',
+             use_bias=self.use_bias)(x)
+    if self.use_norm:
+      x = self.norm(name='bn')(x)
+    if self.activate:
+      x = relu(x)
+    if self.max_pool:
+      x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    return x
+
+
+def _scan_step(block: nn.Module, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarray, None]:
+  """`block(x, train) -> x` as nn.scan's `(carry, x) -> (carry, y)`; `train` is broadcast (static)."""
+  return block(x, train), None
 
 
 class ResNet(nn.Module):
-  """A ResNet over NHWC images. Stage i has `stage_sizes[i]` blocks of width `widths[i]`.
+  """A ResNet over NHWC images. Stage i has `stage_sizes[i]` blocks of (inner) width `widths[i]`.
 
-  The first block of every stage but the first has stride 2. BatchNorm running
-  statistics are in the `batch_stats` collection; pass `mutable=['batch_stats']`
-  when `train=True`.
+  The first block of every stage but the first has stride 2. `final_norm` adds the
+  BN-ReLU that pre-activation nets need before pooling. BatchNorm running statistics
+  are in the `batch_stats` collection; pass `mutable=['batch_stats']` when `train=True`
+  (and a 'dropout' rng when dropout is on).
+
+  `scan_blocks` builds blocks 2..n of each stage with `nn.scan` over one block
+  (`stage{i}_blocks`, variables stacked on a leading axis of length n-1), so trace and
+  compile time stop growing with depth; `scan_layout` converts variables between the
+  layouts. On XLA:CPU the scanned steps are much slower (../shared/notes/stack.md).
   """
   stage_sizes: Sequence[int]
   widths: Sequence[int]
   num_classes: int
   block_cls: ModuleDef = BasicBlock
-  stem_cls: ModuleDef = CifarStem
+  stem_cls: ModuleDef = Stem
   shortcut_cls: ModuleDef = ShortcutA
   stem_width: int | None = None  # None: widths[0]
+  final_norm: bool = False
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   dtype: Any = jnp.float32  # compute dtype; params, BN statistics and logits stay float32
+  block_options: Any = None  # extra block fields, e.g. {'dropout_rate': 0.3}
+  scan_blocks: bool = False
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     if len(self.stage_sizes) != len(self.widths):
       raise ValueError(f'stage_sizes {self.stage_sizes} and widths {self.widths} differ in length')
     norm = batch_norm(train, self.bn_momentum, self.bn_epsilon, self.dtype)
+    options = dict(self.block_options or {})
     x = jnp.asarray(x, self.dtype)
     x = self.stem_cls(self.stem_width or self.widths[0], norm, self.dtype, name='stem')(x)
+    parts = (self.shortcut_cls, norm, self.dtype)
     for i, (blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
-      for j in range(blocks):
-        strides = 2 if i > 0 and j == 0 else 1
-        x = self.block_cls(width, strides, self.shortcut_cls, norm, self.dtype,
-                           name=f'stage{i + 1}_block{j + 1}')(x)
+      scanned = self.scan_blocks and blocks > 1
+      for j in range(1, 2 if scanned else blocks + 1):
+        strides = 2 if i > 0 and j == 1 else 1
+        x = self.block_cls(width, strides, *parts, **options,
+                           name=f'stage{i + 1}_block{j}')(x, train)
+      if scanned:
+        scan = nn.scan(_scan_step, variable_axes={'params': 0, 'batch_stats': 0},
+                       split_rngs={'params': True, 'dropout': True},
+                       in_axes=(nn.broadcast,), length=blocks - 1)
+        block = self.block_cls(width, 1, *parts, **options, name=f'stage{i + 1}_blocks')
+        x, _ = scan(block, x, train)
+    if self.final_norm:
+      x = relu(norm(name='final_bn')(x))
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dense(self.num_classes, dtype=self.dtype, name='head')(x)
     return jnp.asarray(x, jnp.float32)
