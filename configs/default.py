@@ -71,7 +71,10 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.log_every_steps = 100  # training metrics are averaged over this many steps (and epoch ends)
   config.eval_every_epochs = 1  # test-set evaluation interval (always after the last epoch)
-  config.checkpoint_every_epochs = 1  # checkpoint interval (always after the last epoch)
-  config.checkpoint_keep = 3  # newest checkpoints kept
+  config.checkpoint_every_epochs = 1  # checkpoint interval (always after the last epoch) ...
+  config.checkpoint_every_steps = 0  # ... and every this many steps too (0: off)
+  config.checkpoint_keep = 3  # newest checkpoints kept ...
+  config.checkpoint_keep_best = 1  # ... plus this many best by checkpoint_best_metric (0: off)
+  config.checkpoint_best_metric = 'test_accuracy'  # higher is better
   config.progress_bar = True  # a per-epoch bar on interactive terminals
   return config

@@ -1,40 +1,117 @@
-"""Orbax checkpoints of the TrainState plus a JSON record (epoch, config) beside it."""
+"""Orbax checkpoints of the TrainState plus a JSON record (config, data position, ...) beside it.
+
+Saves are asynchronous. The newest checkpoints and the best ones by an eval metric are
+kept. A checkpoint that cannot be read is moved aside (never deleted) and the one
+before it is used.
+"""
 
 import os
-from typing import Any
+import shutil
+import time
+from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
+from orbax.checkpoint import checkpoint_managers
 
+from resnet_flax.errors import UserError
 from resnet_flax.train_state import TrainState
 
 
 class Checkpointer:
-  """Saves `{state, meta}` under workdir/checkpoints/<step>; restores the newest."""
+  """Saves `{state, meta}` under workdir/checkpoints/<step>."""
 
-  def __init__(self, workdir: str, keep: int):
-    self.directory = os.path.join(os.path.abspath(workdir), 'checkpoints')
-    self._manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+  def __init__(self, workdir: str, keep: int, keep_best: int = 0,
+               best_metric: str = 'test_accuracy'):
+    self.workdir = os.path.abspath(workdir)
+    self.directory = os.path.join(self.workdir, 'checkpoints')
+    policies = [checkpoint_managers.LatestN(keep)]
+    if keep_best:  # BestN keeps the last n in sorted order: ascending unless `reverse`
+      policies.append(checkpoint_managers.BestN(
+          get_metric_fn=lambda m: m[best_metric], reverse=best_metric.endswith('loss'), n=keep_best,
+          keep_checkpoints_without_metrics=False))
+    self._options = ocp.CheckpointManagerOptions(
+        create=True, cleanup_tmp_directories=True,
+        preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies))
+    self._manager = ocp.CheckpointManager(self.directory, options=self._options)
+
+  def steps(self) -> list[int]:
+    return sorted(self._manager.all_steps())
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, state: TrainState, meta: dict[str, Any]) -> None:
-    """Starts an asynchronous save at `state.step` (training goes on while it writes)."""
-    self._manager.save(int(state.step), args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
-
-  def restore(self, target: TrainState) -> tuple[TrainState, dict[str, Any]]:
-    """Restores the newest checkpoint onto `target`'s structure, shapes and shardings."""
-    step = self._manager.latest_step()
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
-    return restored.state, restored.meta
+  def save(self, state: TrainState, meta: dict[str, Any],
+           metrics: dict[str, float] | None = None) -> None:
+    """Starts an asynchronous save at `state.step`; training goes on while it writes."""
+    step = int(state.step)
+    try:
+      self._manager.save(step, metrics=metrics, force=True, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+    except Exception as e:  # an earlier async save may surface its failure here
+      raise self._save_error(e) from e
 
   def wait(self) -> None:
-    self._manager.wait_until_finished()
+    """Blocks until every started save is on disk; raises UserError if one failed."""
+    try:
+      self._manager.wait_until_finished()
+    except Exception as e:
+      raise self._save_error(e) from e
+
+  def read_meta(self, step: int) -> dict[str, Any]:
+    return self._manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore())).meta
+
+  def restore(self, step: int, target: TrainState) -> TrainState:
+    """Restores `step` onto `target`'s structure, shapes and current shardings."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    return self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract))).state
+
+  def restore_latest_readable(
+      self, target: TrainState, check: Callable[[dict[str, Any]], None] = lambda meta: None,
+  ) -> tuple[TrainState, dict[str, Any]] | None:
+    """The newest checkpoint that reads back, or None when there is none.
+
+    `check(meta)` may raise UserError (e.g. the checkpoint is of another run); that
+    propagates. Any other failure marks the checkpoint corrupt: it is moved to
+    workdir/corrupt_checkpoints/ with a warning and the previous one is tried.
+    """
+    for step in reversed(self.steps()):
+      try:
+        meta = self.read_meta(step)
+      except Exception as e:  # unreadable record: corrupt or half-written
+        self._set_aside(step, e)
+        continue
+      check(meta)
+      try:
+        return self.restore(step, target), meta
+      except Exception as e:
+        self._set_aside(step, e)
+    return None
 
   def close(self) -> None:
     self._manager.close()
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    aside = os.path.join(self.workdir, 'corrupt_checkpoints', f'{step}-{int(time.time())}')
+    os.makedirs(os.path.dirname(aside), exist_ok=True)
+    shutil.move(os.path.join(self.directory, str(step)), aside)
+    message = (f'Checkpoint {step} in {self.directory} cannot be read ({type(error).__name__}: '
+               f'{str(error)[:300]}); moved it to {aside} and trying the one before it.')
+    logging.warning(message)
+    print(f'warning: {message}')
+    self._manager.close()
+    self._manager = ocp.CheckpointManager(self.directory, options=self._options)
+
+  def _save_error(self, error: Exception) -> UserError:
+    return UserError(
+        f'Saving a checkpoint to {self.directory} failed ({type(error).__name__}: '
+        f'{str(error)[:300]}). The checkpoints saved before it are intact. Free disk space or '
+        'fix the permissions of --workdir, then rerun the same command to resume.')
+
+
+def checkpoint_bytes(state: TrainState) -> int:
+  """What one checkpoint of `state` needs on disk, before compression."""
+  return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(state))

@@ -2,6 +2,7 @@
 
 import functools
 import os
+import shutil
 import time
 from typing import Any
 
@@ -13,42 +14,49 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from resnet_flax import build, models, resume, steps
 from resnet_flax import data as data_lib
-from resnet_flax import models, optim, steps
-from resnet_flax.checkpointing import Checkpointer
-from resnet_flax.models import from_pytorch, scan_layout
+from resnet_flax.checkpointing import Checkpointer, checkpoint_bytes
 from resnet_flax.errors import UserError
 from resnet_flax.metrics_log import MetricsLog
-from resnet_flax.train_state import TrainState, create_train_state
+from resnet_flax.models import from_pytorch, scan_layout
+from resnet_flax.preemption import PreemptionGuard
+from resnet_flax.train_state import TrainState
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Trains `config` in `workdir`, resuming from its newest checkpoint; returns final metrics."""
-  os.makedirs(workdir, exist_ok=True)
+  """Trains `config` in `workdir`, resuming from its newest checkpoint; returns final metrics.
+
+  A SIGTERM/SIGINT saves a checkpoint and returns early with {'preempted': True, ...}.
+  """
+  _check_writable(workdir)
   dataset = data_lib.load_dataset(config)
   mesh = jax.make_mesh((jax.device_count(),), ('data',))
   _check_batch_sizes(config, dataset, jax.device_count())
   replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
 
-  model = create_model(config.model, dataset.num_classes)
+  model = build.create_model(config.model, dataset.num_classes)
   image_shape = data_lib.input_shape(dataset, config.data.image_size)
   steps_per_epoch = data_lib.steps_per_epoch(len(dataset.train), config.batch_size)
   total_steps = config.num_epochs * steps_per_epoch
-  schedule = optim.create_schedule(config.optim, steps_per_epoch, total_steps)
-  tx = optim.create_optimizer(config.optim, schedule)
-  init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  state = create_train_state(model, tx, init_rng, image_shape)
+  state, schedule, dropout_rng = build.create_state(config, model, image_shape, steps_per_epoch)
   state = jax.device_put(state, replicated)
+  _check_disk_space(workdir, state, config.checkpoint_keep + config.checkpoint_keep_best)
 
   log = MetricsLog(workdir)
-  ckpt = Checkpointer(workdir, keep=config.checkpoint_keep)
-  if ckpt.latest_step() is not None:
-    state, _ = ckpt.restore(state)
-    log.drop_after(int(state.step))
+  ckpt = Checkpointer(workdir, keep=config.checkpoint_keep, keep_best=config.checkpoint_keep_best,
+                      best_metric=_best_metric(config))
+  restored = ckpt.restore_latest_readable(
+      state, check=lambda meta: resume.check_same_run(meta['config'], config, ckpt.directory))
+  pending: list[dict[str, Any]] = []  # per-step training metrics not yet logged
+  if restored:
+    state, meta = restored
+    pending = meta['pending']
     print(f'Resumed from {ckpt.directory} at step {int(state.step)}.')
   elif config.model.init_from:
     state = jax.device_put(_init_from_pytorch(state, model, config.model), replicated)
     print(f'Initialised from {config.model.init_from}.')
+  log.drop_after(int(state.step))  # records a killed run wrote past its last checkpoint
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   if log.enabled:
     print(models.summarize(model, image_shape).table(
@@ -65,48 +73,67 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   def evaluate(state: TrainState) -> dict[str, float]:
     totals = None
     for batch in data_lib.eval_batches(dataset, dataset.test, config.eval_batch_size,
-                                        config.data.image_size):
+                                       config.data.image_size):
       out = p_eval_step(state, jax.tree.map(to_device, batch))
       totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
     totals = jax.device_get(totals)
     return {'test_loss': float(totals['loss'] / totals['count']),
             'test_accuracy': float(totals['correct'] / totals['count'])}
 
+  def save(state: TrainState, metrics: dict[str, float] | None) -> None:
+    ckpt.save(state, {'config': config.to_dict(), 'step': int(state.step),
+                      'epoch': int(state.step) / steps_per_epoch, 'seed': config.seed,
+                      'pending': _as_floats(pending), 'data': _data_record(dataset, image_shape)},
+              metrics=metrics)
+
   step = int(state.step)
   final = None  # the metrics of an evaluation at the final step
-  pending: list[dict[str, jax.Array]] = []
   timer = _Throughput(config.batch_size)
-  for epoch in range(step // steps_per_epoch, config.num_epochs):
-    batches = data_lib.train_batches(dataset, config.augment, batch_size=config.batch_size,
-                                     seed=config.seed, epoch=epoch,
-                                     start_step=step - epoch * steps_per_epoch,
-                                     image_size=config.data.image_size)
-    bar = tqdm.tqdm(batches, total=steps_per_epoch, initial=step - epoch * steps_per_epoch,
-                    desc=f'epoch {epoch + 1}/{config.num_epochs}', leave=False,
-                    disable=None if config.progress_bar and log.enabled else True)
-    for batch in bar:
-      state, metrics = p_train_step(state, jax.tree.map(to_device, batch))
-      step += 1
-      pending.append(metrics)
-      timer.tick(state.step)
-      if step % config.log_every_steps == 0 or step % steps_per_epoch == 0:
-        record = _mean(pending) | {'step': step, 'epoch': step / steps_per_epoch,
-                                   'images_per_sec': timer.rate()}
-        pending = []
-        _stop_if_not_finite(record, step)
-        log.write(record, f'step {step:>6} | train loss {record["loss"]:.4f} '
-                  f'acc {record["accuracy"]:.2%} | lr {record["learning_rate"]:.4g} | '
-                  f'{record["images_per_sec"]:.0f} img/s')
-        bar.set_postfix(loss=f'{record["loss"]:.3f}')
-    bar.close()
-    last = epoch + 1 == config.num_epochs
-    if last or (epoch + 1) % config.eval_every_epochs == 0:
-      result = final = evaluate(state)
-      log.write({'step': step, 'epoch': epoch + 1, **result},
-                f'epoch {epoch + 1:>4} | test loss {result["test_loss"]:.4f} '
-                f'acc {result["test_accuracy"]:.2%}')
-    if last or (epoch + 1) % config.checkpoint_every_epochs == 0:
-      ckpt.save(state, {'epoch': epoch + 1, 'config': config.to_dict()})
+  with PreemptionGuard() as guard:
+    for epoch in range(step // steps_per_epoch, config.num_epochs):
+      first = step - epoch * steps_per_epoch
+      batches = data_lib.train_batches(dataset, config.augment, batch_size=config.batch_size,
+                                       seed=config.seed, epoch=epoch, start_step=first,
+                                       image_size=config.data.image_size)
+      bar = tqdm.tqdm(batches, total=steps_per_epoch, initial=first, leave=False,
+                      desc=f'epoch {epoch + 1}/{config.num_epochs}',
+                      disable=None if config.progress_bar and log.enabled else True)
+      for batch in bar:
+        state, metrics = p_train_step(state, jax.tree.map(to_device, batch))
+        step += 1
+        pending.append(metrics)
+        timer.tick(state.step)
+        end_of_epoch = step % steps_per_epoch == 0
+        if step % config.log_every_steps == 0 or end_of_epoch:
+          record = _mean(pending) | {'step': step, 'epoch': step / steps_per_epoch,
+                                     'images_per_sec': timer.rate()}
+          pending = []
+          _stop_if_not_finite(record, step)
+          log.write(record, f'step {step:>6} | train loss {record["loss"]:.4f} '
+                    f'acc {record["accuracy"]:.2%} | lr {record["learning_rate"]:.4g} | '
+                    f'{record["images_per_sec"]:.0f} img/s')
+          bar.set_postfix(loss=f'{record["loss"]:.3f}')
+        last = step == total_steps
+        evaluated = None
+        if end_of_epoch and (last or (epoch + 1) % config.eval_every_epochs == 0):
+          evaluated = evaluate(state)
+          final = evaluated if last else None
+          log.write({'step': step, 'epoch': epoch + 1, **evaluated},
+                    f'epoch {epoch + 1:>4} | test loss {evaluated["test_loss"]:.4f} '
+                    f'acc {evaluated["test_accuracy"]:.2%}')
+        preempted = guard.requested()
+        if (last or preempted
+            or (end_of_epoch and (epoch + 1) % config.checkpoint_every_epochs == 0)
+            or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0)):
+          save(state, evaluated)
+        if preempted:
+          bar.close()
+          ckpt.wait()
+          ckpt.close()
+          print(f'Preempted: saved step {step} to {ckpt.directory}; rerun the same command '
+                'to resume.')
+          return {'preempted': True, 'step': step}
+      bar.close()
   ckpt.wait()
   ckpt.close()
 
@@ -118,14 +145,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   print('Final: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
                               for k, v in final.items()))
   return final
-
-
-def create_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-  """The model that `config.model` describes."""
-  block_options = {k: cfg[k] for k in ('dropout_rate', 'zero_init_last_bn') if cfg[k]}
-  return models.create_model(cfg.name, num_classes=num_classes, dtype=jnp.dtype(cfg.dtype),
-                             bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
-                             scan_blocks=cfg.scan_blocks, block_options=block_options)
 
 
 def _init_from_pytorch(state: TrainState, model: nn.Module,
@@ -140,6 +159,13 @@ def _init_from_pytorch(state: TrainState, model: nn.Module,
   if model.scan_blocks:
     variables = scan_layout.to_scanned(variables, model.stage_sizes)
   return state.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
+
+
+def _data_record(dataset: data_lib.Dataset, image_shape: tuple[int, ...]) -> dict[str, Any]:
+  """What evaluation and prediction need to know of the data without loading it."""
+  return {'name': dataset.name, 'image_shape': list(image_shape),
+          'num_classes': dataset.num_classes, 'mean': list(dataset.mean),
+          'std': list(dataset.std), 'label_names': list(dataset.label_names)}
 
 
 class _Throughput:
@@ -166,9 +192,16 @@ class _Throughput:
     return rate
 
 
-def _mean(metrics: list[dict[str, jax.Array]]) -> dict[str, float]:
-  stacked = jax.device_get(metrics)
-  return {k: float(np.mean([m[k] for m in stacked])) for k in stacked[0]}
+def _as_floats(metrics: list[dict[str, Any]]) -> list[dict[str, float]]:
+  """Per-step metrics as Python floats: float32 values survive the JSON round trip exactly."""
+  return [{k: float(v) for k, v in m.items()} for m in jax.device_get(metrics)]
+
+
+def _mean(metrics: list[dict[str, Any]]) -> dict[str, float]:
+  """Means in float32, whether a value came from the device or from a checkpoint's record."""
+  values = jax.device_get(metrics)
+  return {k: float(np.mean(np.asarray([m[k] for m in values], np.float32)))
+          for k in values[0]}
 
 
 def _stop_if_not_finite(record: dict[str, float], step: int) -> None:
@@ -176,6 +209,35 @@ def _stop_if_not_finite(record: dict[str, float], step: int) -> None:
     raise UserError(f'The training loss became {record["loss"]} by step {step}. The last '
                     'checkpoint is kept; lower --config.optim.learning_rate or add warm-up '
                     '(--config.optim.warmup_epochs) and rerun.')
+
+
+def _best_metric(config: ml_collections.ConfigDict) -> str:
+  if config.checkpoint_best_metric not in ('test_accuracy', 'test_loss'):
+    raise UserError(f'--config.checkpoint_best_metric={config.checkpoint_best_metric!r}: use '
+                    "'test_accuracy' (kept when highest) or 'test_loss' (kept when lowest).")
+  return config.checkpoint_best_metric
+
+
+def _check_writable(workdir: str) -> None:
+  probe = os.path.join(workdir, f'.write-test-{os.getpid()}')
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with open(probe, 'w') as f:
+      f.write('ok')
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f'Cannot write to --workdir={workdir} ({e.strerror or e}). Choose a '
+                    'directory you can write to.') from None
+
+
+def _check_disk_space(workdir: str, state: TrainState, copies: int) -> None:
+  """Fails at start, not at the first save, when the checkpoints cannot fit."""
+  need = checkpoint_bytes(state) * (copies + 1)  # +1: a new one is written before an old one goes
+  free = shutil.disk_usage(workdir).free
+  if free < need:
+    raise UserError(f'{workdir} has {free / 2**20:,.0f} MiB free, but its checkpoints need about '
+                    f'{need / 2**20:,.0f} MiB. Free disk space, lower '
+                    '--config.checkpoint_keep, or use another --workdir.')
 
 
 def _check_batch_sizes(config: ml_collections.ConfigDict, dataset: data_lib.Dataset,

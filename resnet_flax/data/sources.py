@@ -43,6 +43,7 @@ class Dataset:
   num_classes: int
   mean: tuple[float, ...]  # per channel, [0, 1] units
   std: tuple[float, ...]
+  label_names: tuple[str, ...]
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -59,13 +60,15 @@ def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
   return _tfds(name, config.data.data_dir or None, config.data.download)
 
 
-def _with_stats(name: str, train: Split, test: Split, num_classes: int) -> Dataset:
+def _with_stats(name: str, train: Split, test: Split, num_classes: int,
+                label_names: tuple[str, ...] | None = None) -> Dataset:
   if name in NORMALIZATION:
     mean, std = NORMALIZATION[name]
   else:  # computed from the training images, never the test images
     pixels = train.images.reshape(-1, train.images.shape[-1]).astype(np.float64) / 255.0
     mean, std = tuple(pixels.mean(0).tolist()), tuple(np.maximum(pixels.std(0), 1e-3).tolist())
-  return Dataset(name, train, test, num_classes, tuple(mean), tuple(std))
+  names = tuple(label_names or (str(i) for i in range(num_classes)))
+  return Dataset(name, train, test, num_classes, tuple(mean), tuple(std), names)
 
 
 def _digits() -> Dataset:
@@ -118,9 +121,9 @@ def _tfds(name: str, data_dir: str | None, download: bool) -> Dataset:
   if not {'train', 'test'} <= splits:
     raise UserError(f'Dataset {name!r} has splits {sorted(splits)}; resnet_flax needs '
                     "'train' and 'test'.")
-  features = builder.info.features
+  label = builder.info.features['label']
   return _with_stats(name, _tfds_split(builder, 'train'), _tfds_split(builder, 'test'),
-                     features['label'].num_classes)
+                     label.num_classes, tuple(label.names))
 
 
 def _prepare(builder, name: str, download: bool) -> None:

@@ -1,0 +1,45 @@
+"""Whether a workdir's checkpoint belongs to the run being started."""
+
+from typing import Any
+
+import ml_collections
+from flax import traverse_util
+
+from resnet_flax.errors import UserError
+
+# Fields that may change between a run and its resumption: they do not change what has
+# been computed so far (longer training, logging, where the data lives, checkpoint policy).
+MAY_CHANGE = ('num_epochs', 'log_every_steps', 'eval_every_epochs', 'checkpoint_every_epochs',
+              'checkpoint_every_steps', 'checkpoint_keep', 'checkpoint_keep_best',
+              'progress_bar', 'data.data_dir', 'data.download', 'eval_batch_size',
+              'model.init_from', 'model.init_reinit_head')
+
+
+def config_differences(saved: dict[str, Any], current: ml_collections.ConfigDict) -> list[str]:
+  """'key: saved -> current' for every field that differs and may not change on resume."""
+  old = traverse_util.flatten_dict(saved, sep='.')
+  new = traverse_util.flatten_dict(current.to_dict(), sep='.')
+  diffs = []
+  for key in sorted(set(old) | set(new)):
+    if key in MAY_CHANGE or any(key.startswith(k + '.') for k in MAY_CHANGE):
+      continue
+    a, b = old.get(key, '<absent>'), new.get(key, '<absent>')
+    if _normalise(a) != _normalise(b):
+      diffs.append(f'{key}: {a!r} -> {b!r}')
+  return diffs
+
+
+def check_same_run(saved: dict[str, Any], current: ml_collections.ConfigDict, directory: str) -> None:
+  """Refuses to resume (or overwrite) a checkpoint written by a different model or config."""
+  diffs = config_differences(saved, current)
+  if diffs:
+    shown = '; '.join(diffs[:8]) + (f'; and {len(diffs) - 8} more' if len(diffs) > 8 else '')
+    raise UserError(
+        f'The checkpoints in {directory} belong to another run: its config differs in {shown}. '
+        'Nothing was changed. Use a new --workdir for the new config, or rerun with the '
+        'original values to resume that run.')
+
+
+def _normalise(value: Any) -> Any:
+  """JSON turns tuples into lists; compare them as equal."""
+  return tuple(map(_normalise, value)) if isinstance(value, (list, tuple)) else value

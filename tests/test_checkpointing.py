@@ -1,0 +1,195 @@
+"""Checkpoints that never lose work: kills, preemption, corruption, other runs, device counts."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from resnet_flax import train_and_evaluate
+from resnet_flax.errors import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# 96 synthetic 32x32 images, batch 16: 6 steps an epoch, 3 epochs. Checkpoints every 4 steps
+# and at epoch ends; metrics every 5 steps, so resumes land inside a logging window.
+CLI_FLAGS = ['--config', 'configs/default.py', '--config.data.dataset=synthetic',
+             '--config.data.synthetic.num_train=96', '--config.data.synthetic.num_test=40',
+             '--config.batch_size=16', '--config.eval_batch_size=8', '--config.num_epochs=3',
+             '--config.optim.schedule=cosine', '--config.checkpoint_every_steps=4',
+             '--config.log_every_steps=5', '--config.progress_bar=False']
+
+
+def metrics(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    records = [json.loads(line) for line in f]
+  for r in records:
+    r.pop('images_per_sec', None)
+  return records
+
+
+def final_params(workdir):
+  steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, 'checkpoints')) if d.isdigit())
+  path = os.path.join(workdir, 'checkpoints', str(steps[-1]), 'state')
+  return steps[-1], ocp.StandardCheckpointer().restore(path)['params']
+
+
+def assert_same_run(a, b):
+  assert metrics(a) == metrics(b)
+  step_a, params_a = final_params(a)
+  step_b, params_b = final_params(b)
+  assert step_a == step_b
+  import jax
+  jax.tree.map(np.testing.assert_array_equal, params_a, params_b)
+
+
+def start(workdir, *extra, env=None):
+  return subprocess.Popen([sys.executable, 'train.py', '--workdir', str(workdir), *CLI_FLAGS, *extra],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2', **(env or {})))
+
+
+def run(workdir, *extra, env=None, timeout=240):
+  proc = start(workdir, *extra, env=env)
+  out, err = proc.communicate(timeout=timeout)
+  return proc.returncode, out, err
+
+
+def logged_steps(workdir):
+  try:
+    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+      return [json.loads(line)['step'] for line in f]
+  except (FileNotFoundError, json.JSONDecodeError):
+    return []
+
+
+def saving(workdir):
+  directory = os.path.join(workdir, 'checkpoints')
+  return os.path.isdir(directory) and any('tmp' in d for d in os.listdir(directory))
+
+
+def wait_until(condition, proc, timeout=240):
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if condition():
+      return True
+    if proc.poll() is not None:
+      return False
+    time.sleep(0.005)
+  raise TimeoutError
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('uninterrupted')
+  code, _, err = run(workdir)
+  assert code == 0, err
+  return workdir
+
+
+KILL_POINTS = {
+    'mid-epoch': lambda w: any(s >= 5 for s in logged_steps(w)),  # after step 5, mid epoch 1
+    'epoch-boundary': lambda w: any(s == 12 for s in logged_steps(w)),  # at the end of epoch 2
+    'during-async-save': saving,  # while a checkpoint's temporary directory exists
+}
+
+
+@pytest.mark.parametrize('point', [
+    'mid-epoch', pytest.param('epoch-boundary', marks=pytest.mark.slow),
+    pytest.param('during-async-save', marks=pytest.mark.slow)])
+def test_kill_9_then_rerun_is_bit_identical(point, tmp_path, uninterrupted):
+  proc = start(tmp_path)
+  reached = wait_until(lambda: KILL_POINTS[point](tmp_path), proc)
+  proc.kill()
+  proc.communicate()
+  assert reached, 'the run finished before the kill point'
+  code, _, err = run(tmp_path)
+  assert code == 0, err
+  assert_same_run(tmp_path, uninterrupted)
+
+
+def test_sigterm_saves_exits_0_and_resumes(tmp_path, uninterrupted):
+  proc = start(tmp_path)
+  assert wait_until(lambda: any(s >= 5 for s in logged_steps(tmp_path)), proc)
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=120)
+  assert proc.returncode == 0, err
+  assert 'Preempted: saved step' in out
+  saved = int(out.split('Preempted: saved step ')[1].split()[0])
+  assert 5 <= saved < 18 and os.path.isdir(tmp_path / 'checkpoints' / str(saved))
+  code, out, err = run(tmp_path)
+  assert code == 0 and f'Resumed from' in out, err
+  assert_same_run(tmp_path, uninterrupted)
+
+
+def test_corrupt_newest_checkpoint_is_set_aside(tmp_path, uninterrupted):
+  shutil.copytree(uninterrupted, tmp_path, dirs_exist_ok=True)
+  newest = tmp_path / 'checkpoints' / '18'
+  shutil.rmtree(tmp_path / 'checkpoints' / '16')  # a gap, as if 16 was pruned
+  for root, _, files in os.walk(newest / 'state'):
+    for name in files:  # truncate every data file: a half-copied or damaged checkpoint
+      path = os.path.join(root, name)
+      with open(path, 'r+b') as f:
+        f.truncate(os.path.getsize(path) // 3)
+  code, out, err = run(tmp_path)
+  assert code == 0, err
+  assert 'cannot be read' in out and 'Resumed from' in out
+  assert os.listdir(tmp_path / 'corrupt_checkpoints')[0].startswith('18-')
+  assert_same_run(tmp_path, uninterrupted)
+
+
+def test_checkpoint_of_another_run_is_refused_and_kept(tmp_path, make_config):
+  config = make_config(num_epochs=1)
+  train_and_evaluate(config, str(tmp_path))
+  before = {p: os.path.getmtime(os.path.join(r, p)) for r, _, fs in os.walk(tmp_path) for p in fs}
+  other = make_config(num_epochs=1, **{'model.name': 'resnet32', 'optim.learning_rate': 0.05})
+  with pytest.raises(UserError, match=r"model.name: 'resnet20' -> 'resnet32'.*learning_rate"):
+    train_and_evaluate(other, str(tmp_path))
+  after = {p: os.path.getmtime(os.path.join(r, p)) for r, _, fs in os.walk(tmp_path) for p in fs}
+  assert before == after
+  longer = make_config(num_epochs=2)  # training longer is a resumption, not another run
+  assert train_and_evaluate(longer, str(tmp_path))['step'] == 6
+
+
+@pytest.mark.parametrize('metric,values,best', [
+    ('test_accuracy', [0.5, 0.9, 0.3, 0.4, 0.2], 2), ('test_loss', [0.5, 0.1, 0.3, 0.4, 0.2], 2)])
+def test_keeps_newest_and_best(tmp_path, make_config, metric, values, best):
+  import jax
+  from resnet_flax import build
+  from resnet_flax.checkpointing import Checkpointer
+  config = make_config()
+  model = build.create_model(config.model, 10)
+  state, _, _ = build.create_state(config, model, (8, 8, 3), 1)
+  ckpt = Checkpointer(str(tmp_path), keep=2, keep_best=1, best_metric=metric)
+  for step, value in enumerate(values, 1):
+    ckpt.save(state.replace(step=jax.numpy.array(step)), {'step': step}, metrics={metric: value})
+    ckpt.wait()
+  assert ckpt.steps() == sorted({best, len(values) - 1, len(values)})
+
+
+def test_unwritable_workdir_fails_at_start(tmp_path, make_config):
+  (tmp_path / 'file').write_text('not a directory')
+  with pytest.raises(UserError, match='Cannot write to --workdir'):
+    train_and_evaluate(make_config(), str(tmp_path / 'file' / 'run'))
+
+
+@pytest.mark.slow
+def test_device_count_changes(tmp_path):
+  """Written on 4 devices; re-evaluated on 1 and continued on 2."""
+  four = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
+  code, out, err = run(tmp_path, '--config.num_epochs=1', env=four)
+  assert code == 0 and '4 cpu device(s)' in out, err
+  on_four = [r for r in metrics(tmp_path) if 'test_loss' in r][-1]
+  code, out, err = run(tmp_path, '--config.num_epochs=1')  # finished: restores and evaluates
+  assert code == 0 and '1 cpu device(s)' in out and 'Resumed from' in out, err
+  on_one = float(out.split('Final: test_loss ')[1].split(',')[0])
+  assert on_one == pytest.approx(on_four['test_loss'], abs=1e-4)
+  two = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  code, out, err = run(tmp_path, '--config.num_epochs=2', env=two)
+  assert code == 0 and '2 cpu device(s)' in out, err
+  assert [r['step'] for r in metrics(tmp_path) if 'loss' in r][-1] == 12
