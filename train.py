@@ -5,21 +5,16 @@
 Rerunning the same command on the same workdir resumes from its newest checkpoint.
 """
 
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from resnet_flax.errors import UserError, fail
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'configs/default.py', 'Config file; override fields with --config.a.b=value.',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints and metrics.')
 flags.mark_flag_as_required('workdir')
-
-
-def fail(message: str) -> None:
-  print(f'error: {message}', file=sys.stderr)
-  sys.exit(2)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -40,7 +35,6 @@ def main(argv: list[str]) -> None:
   from resnet_flax import config_help  # pylint: disable=g-import-not-at-top
   config = config_help.loaded_config(_CONFIG)
   from resnet_flax import train_and_evaluate  # pylint: disable=g-import-not-at-top
-  from resnet_flax.errors import UserError  # pylint: disable=g-import-not-at-top
   try:
     train_and_evaluate(config, _WORKDIR.value)
   except UserError as e:

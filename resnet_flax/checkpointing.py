@@ -23,7 +23,8 @@ class Checkpointer:
   """Saves `{state, meta}` under workdir/checkpoints/<step>."""
 
   def __init__(self, workdir: str, keep: int, keep_best: int = 0,
-               best_metric: str = 'test_accuracy'):
+               best_metric: str = 'test_accuracy', read_only: bool = False):
+    """`read_only` for readers (evaluate, predict): they must not clean up a running save."""
     self.workdir = os.path.abspath(workdir)
     self.directory = os.path.join(self.workdir, 'checkpoints')
     policies = [checkpoint_managers.LatestN(keep)]
@@ -32,7 +33,7 @@ class Checkpointer:
           get_metric_fn=lambda m: m[best_metric], reverse=best_metric.endswith('loss'), n=keep_best,
           keep_checkpoints_without_metrics=False))
     self._options = ocp.CheckpointManagerOptions(
-        create=True, cleanup_tmp_directories=True,
+        create=not read_only, cleanup_tmp_directories=not read_only, read_only=read_only,
         preservation_policy=checkpoint_managers.AnyPreservationPolicy(policies))
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
 

@@ -51,7 +51,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   pending: list[dict[str, Any]] = []  # per-step training metrics not yet logged
   if restored:
     state, meta = restored
-    pending = meta['pending']
+    pending = meta.get('pending', [])
     print(f'Resumed from {ckpt.directory} at step {int(state.step)}.')
   elif config.model.init_from:
     state = jax.device_put(_init_from_pytorch(state, model, config.model), replicated)

@@ -123,7 +123,7 @@ def test_sigterm_saves_exits_0_and_resumes(tmp_path, uninterrupted):
   saved = int(out.split('Preempted: saved step ')[1].split()[0])
   assert 5 <= saved < 18 and os.path.isdir(tmp_path / 'checkpoints' / str(saved))
   code, out, err = run(tmp_path)
-  assert code == 0 and f'Resumed from' in out, err
+  assert code == 0 and 'Resumed from' in out, err
   assert_same_run(tmp_path, uninterrupted)
 
 

@@ -1,7 +1,6 @@
 """Schedules equal their formulas; weight decay is coupled like torch.optim.SGD."""
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import pytest

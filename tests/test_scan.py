@@ -135,3 +135,10 @@ def test_scanned_dropout_uses_static_train_flag():
   (a, b, c), eval_logits = logits((0, 0, 1))
   np.testing.assert_array_equal(a, b)
   assert not np.allclose(a, c) and not np.allclose(a, eval_logits)
+
+
+def test_summary_counts_every_scanned_block():
+  from resnet_flax.models import create_model, summarize
+  plain = summarize(create_model('resnet110', num_classes=10), (32, 32, 3))
+  scanned = summarize(create_model('resnet110', num_classes=10, scan_blocks=True), (32, 32, 3))
+  assert scanned == plain and round(plain.macs / 1e6, 2) == 252.89

@@ -22,6 +22,8 @@ class Summary:
 
 def summarize(model: nn.Module, image_shape: tuple[int, int, int]) -> Summary:
   """Traces `model.init` on one image of `image_shape` (HWC) abstractly; nothing is computed."""
+  if getattr(model, 'scan_blocks', False):  # a scanned block is traced once; count every block
+    model = model.clone(scan_blocks=False)
   macs, outputs = [0], {}
 
   def record(next_fun, args, kwargs, context):
