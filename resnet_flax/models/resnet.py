@@ -16,12 +16,25 @@ from resnet_flax.models.layers import ModuleDef, batch_norm, conv, relu
 Norm = Callable[..., nn.Module]
 
 
-class ShortcutA(nn.Module):
-  """He et al.'s parameter-free shortcut: subsample, then zero-pad channels equally on both sides."""
+class Shortcut(nn.Module):
+  """What every shortcut takes; it is applied only where a block changes shape."""
   features: int
   strides: int
   norm: Norm
   dtype: Any = jnp.float32
+
+
+class Block(nn.Module):
+  """What every residual block takes; subclasses add their own options (with defaults)."""
+  features: int
+  strides: int
+  shortcut_cls: ModuleDef
+  norm: Norm
+  dtype: Any = jnp.float32
+
+
+class ShortcutA(Shortcut):
+  """He et al.'s parameter-free shortcut: subsample, then zero-pad channels equally on both sides."""
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -31,12 +44,8 @@ class ShortcutA(nn.Module):
     return jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
 
 
-class ShortcutB(nn.Module):
+class ShortcutB(Shortcut):
   """Projection shortcut: 1x1 conv (with the block's stride) + BN."""
-  features: int
-  strides: int
-  norm: Norm
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -44,24 +53,16 @@ class ShortcutB(nn.Module):
     return self.norm(name='bn')(x)
 
 
-class ShortcutConv(nn.Module):
+class ShortcutConv(Shortcut):
   """Projection without BN, as pre-activation ResNets and WRNs use (their input is already normalised)."""
-  features: int
-  strides: int
-  norm: Norm
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     return conv(self.features, 1, self.strides, self.dtype, name='conv')(x)
 
 
-class ShortcutPool(nn.Module):
+class ShortcutPool(Shortcut):
   """2x2 average pooling where the block strides, then zero channel padding (no parameters, no BN)."""
-  features: int
-  strides: int
-  norm: Norm
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -81,13 +82,8 @@ def _zeros_if(flag: bool) -> dict[str, Any]:
   return {'scale_init': nn.initializers.zeros} if flag else {}
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(Block):
   """conv3x3-BN-ReLU-conv3x3-BN, add, ReLU (He et al. 2016)."""
-  features: int
-  strides: int
-  shortcut_cls: ModuleDef
-  norm: Norm
-  dtype: Any = jnp.float32
   zero_init_last_bn: bool = False
 
   @nn.compact
@@ -101,16 +97,11 @@ class BasicBlock(nn.Module):
     return relu(y + x)
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(Block):
   """1x1-3x3-1x1 with BN; the stride is on the 3x3 (torchvision's "ResNet v1.5").
 
   `groups` > 1 makes the 3x3 a grouped conv (ResNeXt).
   """
-  features: int
-  strides: int
-  shortcut_cls: ModuleDef
-  norm: Norm
-  dtype: Any = jnp.float32
   zero_init_last_bn: bool = False
   groups: int = 1
   expansion: float = 4  # output width / inner width (ResNeXt-29: 2 for 32x4d, 0.5 for 8x64d)
@@ -130,16 +121,11 @@ class BottleneckBlock(nn.Module):
     return relu(y + x)
 
 
-class PreActBasicBlock(nn.Module):
+class PreActBasicBlock(Block):
   """BN-ReLU-conv3x3-BN-ReLU-conv3x3, add (He et al., Identity Mappings). Optional dropout (WRN).
 
   A projection shortcut reads the pre-activated input, as in the paper and WRN.
   """
-  features: int
-  strides: int
-  shortcut_cls: ModuleDef
-  norm: Norm
-  dtype: Any = jnp.float32
   dropout_rate: float = 0.0
 
   @nn.compact
@@ -156,13 +142,8 @@ class PreActBasicBlock(nn.Module):
     return y + x
 
 
-class PreActBottleneckBlock(nn.Module):
+class PreActBottleneckBlock(Block):
   """Pre-activation bottleneck: BN-ReLU-1x1, BN-ReLU-3x3 (stride), BN-ReLU-1x1 (x4), add."""
-  features: int
-  strides: int
-  shortcut_cls: ModuleDef
-  norm: Norm
-  dtype: Any = jnp.float32
   expansion: float = 4
 
   @nn.compact
@@ -178,13 +159,8 @@ class PreActBottleneckBlock(nn.Module):
     return y + x
 
 
-class PlainBlock(nn.Module):
+class PlainBlock(Block):
   """Two biased 3x3 convs with a ReLU after each, no normalisation (tutorial residual nets)."""
-  features: int
-  strides: int
-  shortcut_cls: ModuleDef
-  norm: Norm
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
