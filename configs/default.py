@@ -54,20 +54,31 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_epochs = 164  # training length; an epoch is len(train) // batch_size steps
 
   config.optim = ml_collections.ConfigDict()
-  config.optim.optimizer = 'sgd'  # 'sgd' (with momentum) or 'adam'
+  config.optim.optimizer = 'sgd'  # 'sgd' (with momentum), 'adam', 'adamw' or 'lars'
   config.optim.learning_rate = 0.1  # peak learning rate
-  config.optim.momentum = 0.9  # 0 for plain SGD
+  config.optim.momentum = 0.9  # 0 for plain SGD ('sgd' and 'lars')
   config.optim.nesterov = False
   config.optim.adam_b1 = 0.9  # Adam only
   config.optim.adam_b2 = 0.999  # Adam only
   config.optim.adam_eps = 1e-8  # Adam only (PyTorch's default)
-  config.optim.weight_decay = 1e-4  # L2 added to the gradient, as torch.optim.SGD does
+  config.optim.lars_trust_coefficient = 0.001  # LARS only: the layer-wise lr is this x |w| / |g|
+  config.optim.weight_decay = 1e-4  # how it is applied: weight_decay_mode
+  config.optim.weight_decay_mode = 'coupled'  # 'coupled': L2 added to the gradient, as
+  #   torch.optim.SGD/Adam do ('sgd', 'adam', 'lars'); 'decoupled': p -= lr * (update + wd * p)
+  #   after the optimizer, as SGDW/AdamW do ('sgd', 'adam', 'adamw')
   config.optim.decay_bn_and_bias = True  # False: decay conv/dense kernels only
-  config.optim.schedule = 'step'  # 'constant', 'step', 'exponential' or 'cosine'
-  config.optim.milestones = (82, 123)  # 'step': epochs where the lr is multiplied ...
+  config.optim.clip_grad_norm = 0.0  # clip the gradients' global norm to this first (0: off)
+  config.optim.schedule = 'step'  # 'constant', 'step', 'exponential', 'cosine', 'onecycle', 'he2016'
+  config.optim.milestones = (82, 123)  # 'step': epochs (or steps) where the lr is multiplied ...
   config.optim.decay_factor = 0.1  # ... by this factor ('step' and 'exponential')
+  config.optim.milestones_unit = 'epochs'  # 'step': unit of milestones, 'epochs' or 'steps'
   config.optim.decay_every_epochs = 1.0  # 'exponential': multiply by decay_factor this often
-  config.optim.warmup_epochs = 0.0  # linear warm-up from 0, before the schedule
+  config.optim.warmup_epochs = 0.0  # linear warm-up from 0 first (not 'onecycle' nor 'he2016')
+  config.optim.onecycle_pct_start = 0.25  # 'onecycle': fraction of the steps rising to the lr ...
+  config.optim.onecycle_div_factor = 25.0  # ... from lr / onecycle_div_factor; then cosine down ...
+  config.optim.onecycle_final_div_factor = 1e4  # ... to lr / onecycle_div_factor / this at the end
+  config.optim.he_milestones_steps = (32000, 48000)  # 'he2016': steps where the lr is divided by 10
+  config.optim.he_warmup_steps = 0  # 'he2016': lr / 10 for this many steps first (0: off; 400: ResNet-110)
 
   config.log_every_steps = 100  # training metrics are averaged over this many steps (and epoch ends)
   config.eval_every_epochs = 1  # test-set evaluation interval (always after the last epoch)

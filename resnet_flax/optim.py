@@ -1,54 +1,164 @@
 """Optimizer and learning-rate schedule from `config.optim`, all from optax."""
 
+from typing import Sequence
+
 import jax
 import ml_collections
 import optax
 
 from resnet_flax.errors import UserError
 
-SCHEDULES = ('constant', 'step', 'exponential', 'cosine')
-OPTIMIZERS = ('sgd', 'adam')
+SCHEDULES = ('constant', 'step', 'exponential', 'cosine', 'onecycle', 'he2016')
+OPTIMIZERS = ('sgd', 'adam', 'adamw', 'lars')
+WEIGHT_DECAY_MODES = ('coupled', 'decoupled')
+MILESTONES_UNITS = ('epochs', 'steps')
+WARMUP_SCHEDULES = ('constant', 'step', 'exponential', 'cosine')  # the others bring their own
 
 
 def create_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
                     total_steps: int) -> optax.Schedule:
-  """Per-step learning rate; milestones and warm-up are given in epochs."""
+  """Per-step learning rate, optionally after a warm-up; see `configs/default.py` for the fields."""
+  _check_schedule(cfg)
   lr = cfg.learning_rate
+  if cfg.schedule == 'onecycle':  # its own warm-up from lr / div_factor
+    return optax.cosine_onecycle_schedule(max(total_steps, 1), lr, cfg.onecycle_pct_start,
+                                          cfg.onecycle_div_factor, cfg.onecycle_final_div_factor)
+  if cfg.schedule == 'he2016':  # He et al.: constant lr / 10 to warm up (ResNet-110), then lr
+    warmup = cfg.he_warmup_steps
+    main = _divide_at(lr, cfg.he_milestones_steps, 0.1, warmup, 'he_milestones_steps')
+    return _after_warmup(optax.constant_schedule(0.1 * lr), main, warmup)
   warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
   if cfg.schedule == 'constant':
     main = optax.constant_schedule(lr)
   elif cfg.schedule == 'step':
-    boundaries = {int(round(m * steps_per_epoch)) - warmup: cfg.decay_factor for m in cfg.milestones}
-    main = optax.piecewise_constant_schedule(lr, boundaries)
+    scale = steps_per_epoch if cfg.milestones_unit == 'epochs' else 1
+    milestones = [int(round(m * scale)) for m in cfg.milestones]
+    main = _divide_at(lr, milestones, cfg.decay_factor, warmup, 'milestones')
   elif cfg.schedule == 'exponential':  # staircase: x decay_factor every decay_every_epochs
     main = optax.exponential_decay(lr, int(round(cfg.decay_every_epochs * steps_per_epoch)),
                                    cfg.decay_factor, staircase=True)
-  elif cfg.schedule == 'cosine':
+  else:  # 'cosine'
     main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
-  else:
-    raise UserError(f'Unknown schedule {cfg.schedule!r}: set --config.optim.schedule to one '
-                    f'of {", ".join(SCHEDULES)}.')
+  return _after_warmup(optax.linear_schedule(0.0, lr, warmup), main, warmup)
+
+
+def _divide_at(lr: float, milestones: Sequence[int], factor: float, warmup: int,
+               field: str) -> optax.Schedule:
+  """Piecewise constant lr, x factor at each milestone (absolute steps, warm-up included)."""
+  if any(m < warmup for m in milestones):
+    raise UserError(f'--config.optim.{field} has milestones before the end of the warm-up '
+                    f'(step {warmup}): make every milestone later than the warm-up, or shorten it.')
+  return optax.piecewise_constant_schedule(lr, {m - warmup: factor for m in milestones})
+
+
+def _after_warmup(warmup_schedule: optax.Schedule, main: optax.Schedule,
+                  warmup: int) -> optax.Schedule:
+  """`main` starts counting from 0 at the end of the warm-up."""
   if not warmup:
     return main
-  return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
+  return optax.join_schedules([warmup_schedule, main], [warmup])
 
 
-def create_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
-  """SGD (momentum) or Adam, with L2 weight decay added to the gradient as torch.optim does."""
-  if cfg.optimizer == 'sgd':
-    base = optax.sgd(schedule, momentum=cfg.momentum or None, nesterov=cfg.nesterov)
-  elif cfg.optimizer == 'adam':
-    base = optax.adam(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps)
-  else:
-    raise UserError(f'Unknown optimizer {cfg.optimizer!r}: set --config.optim.optimizer to one '
-                    f'of {", ".join(OPTIMIZERS)}.')
-  if not cfg.weight_decay:
-    return base
+def create_optimizer(cfg: ml_collections.ConfigDict,
+                     schedule: optax.Schedule) -> optax.GradientTransformation:
+  """Clipping, then the optimizer with coupled (L2 in the gradient) or decoupled weight decay."""
+  _check_optimizer(cfg)
+  tx = _optimizer_with_decay(cfg, schedule)
+  if cfg.clip_grad_norm:
+    return optax.chain(optax.clip_by_global_norm(cfg.clip_grad_norm), tx)
+  return tx
+
+
+def _optimizer_with_decay(cfg: ml_collections.ConfigDict,
+                          schedule: optax.Schedule) -> optax.GradientTransformation:
+  """Coupled: g += wd * p first (torch.optim.SGD/Adam). Decoupled: p -= lr * (update + wd * p)."""
+  wd = cfg.weight_decay
   mask = None if cfg.decay_bn_and_bias else _kernels_only
-  return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask), base)
+  momentum = cfg.momentum or None
+  if cfg.optimizer == 'lars':  # coupled by design: the decay enters the trust ratio
+    return optax.lars(schedule, weight_decay=wd, weight_decay_mask=mask or True,
+                      trust_coefficient=cfg.lars_trust_coefficient,
+                      trust_ratio_mask=_kernels_only, momentum=cfg.momentum,
+                      nesterov=cfg.nesterov)
+  if cfg.optimizer in ('adam', 'adamw') and cfg.weight_decay_mode == 'decoupled':
+    return optax.adamw(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
+                       weight_decay=wd, mask=mask)
+  if cfg.optimizer == 'sgd' and cfg.weight_decay_mode == 'decoupled' and wd:  # SGDW
+    direction = optax.trace(momentum, nesterov=cfg.nesterov) if momentum else optax.identity()
+    return optax.chain(direction, optax.add_decayed_weights(wd, mask),
+                       optax.scale_by_learning_rate(schedule))
+  if cfg.optimizer == 'sgd':
+    base = optax.sgd(schedule, momentum=momentum, nesterov=cfg.nesterov)
+  else:  # 'adam', coupled
+    base = optax.adam(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps)
+  if not wd:
+    return base
+  return optax.chain(optax.add_decayed_weights(wd, mask), base)
 
 
 def _kernels_only(params):
   """Decay conv and dense kernels only; BN scales/biases and dense biases are left alone."""
   return jax.tree_util.tree_map_with_path(
       lambda path, _: getattr(path[-1], 'key', None) == 'kernel', params)
+
+
+def _check_schedule(cfg: ml_collections.ConfigDict) -> None:
+  """Refuses unknown names and settings that would silently do something else."""
+  _require_one_of(cfg, 'schedule', SCHEDULES)
+  _require_one_of(cfg, 'milestones_unit', MILESTONES_UNITS)
+  _require_non_negative(cfg, 'learning_rate', 'warmup_epochs', 'decay_factor', 'he_warmup_steps')
+  if cfg.schedule == 'step':
+    _require_increasing(cfg, 'milestones')
+  if cfg.schedule == 'he2016':
+    _require_increasing(cfg, 'he_milestones_steps')
+  if cfg.warmup_epochs and cfg.schedule not in WARMUP_SCHEDULES:
+    raise UserError(f'--config.optim.warmup_epochs is not used by the {cfg.schedule!r} schedule: '
+                    f'set it to 0 (\'onecycle\' warms up by itself, \'he2016\' uses '
+                    f'--config.optim.he_warmup_steps), or pick one of '
+                    f'{", ".join(WARMUP_SCHEDULES)}.')
+  if cfg.schedule == 'exponential' and cfg.decay_every_epochs <= 0:
+    raise UserError('--config.optim.decay_every_epochs must be positive for the \'exponential\' '
+                    'schedule: set it to the number of epochs between two decays (e.g. 1.0).')
+  if cfg.schedule == 'onecycle':
+    if not 0 < cfg.onecycle_pct_start < 1:
+      raise UserError('--config.optim.onecycle_pct_start must lie strictly between 0 and 1: it is '
+                      'the fraction of the steps spent raising the lr (e.g. 0.25).')
+    for field in ('onecycle_div_factor', 'onecycle_final_div_factor'):
+      if cfg[field] <= 0:
+        raise UserError(f'--config.optim.{field} must be positive: the lr is divided by it.')
+
+
+def _check_optimizer(cfg: ml_collections.ConfigDict) -> None:
+  """Refuses unknown names, negative values and decay modes the optimizer cannot honour."""
+  _require_one_of(cfg, 'optimizer', OPTIMIZERS)
+  _require_one_of(cfg, 'weight_decay_mode', WEIGHT_DECAY_MODES)
+  _require_non_negative(cfg, 'momentum', 'weight_decay', 'clip_grad_norm',
+                        'lars_trust_coefficient')
+  if cfg.optimizer == 'adamw' and cfg.weight_decay_mode == 'coupled':
+    raise UserError('--config.optim.optimizer=adamw decouples the weight decay by definition, but '
+                    '--config.optim.weight_decay_mode is \'coupled\': set weight_decay_mode to '
+                    '\'decoupled\', or use optimizer \'adam\' for coupled L2 weight decay.')
+  if cfg.optimizer == 'lars' and cfg.weight_decay_mode == 'decoupled':
+    raise UserError('--config.optim.optimizer=lars adds the weight decay to the gradient before '
+                    'its trust ratio (coupled), but --config.optim.weight_decay_mode is '
+                    '\'decoupled\': set weight_decay_mode to \'coupled\' for LARS.')
+
+
+def _require_one_of(cfg: ml_collections.ConfigDict, field: str, valid: Sequence[str]) -> None:
+  if cfg[field] not in valid:
+    raise UserError(f'Unknown {field} {cfg[field]!r}: set --config.optim.{field} to one of '
+                    f'{", ".join(valid)}.')
+
+
+def _require_non_negative(cfg: ml_collections.ConfigDict, *fields: str) -> None:
+  for field in fields:
+    if cfg[field] < 0:
+      raise UserError(f'--config.optim.{field} is {cfg[field]}, but it cannot be negative: '
+                      f'set it to 0 or more.')
+
+
+def _require_increasing(cfg: ml_collections.ConfigDict, field: str) -> None:
+  values = list(cfg[field])
+  if any(v < 0 for v in values) or any(b <= a for a, b in zip(values, values[1:])):
+    raise UserError(f'--config.optim.{field} is {tuple(values)}, but milestones must be '
+                    f'non-negative and strictly increasing: e.g. (82, 123).')

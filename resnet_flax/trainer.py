@@ -207,8 +207,9 @@ def _mean(metrics: list[dict[str, Any]]) -> dict[str, float]:
 def _stop_if_not_finite(record: dict[str, float], step: int) -> None:
   if not np.isfinite(record['loss']):
     raise UserError(f'The training loss became {record["loss"]} by step {step}. The last '
-                    'checkpoint is kept; lower --config.optim.learning_rate or add warm-up '
-                    '(--config.optim.warmup_epochs) and rerun.')
+                    'checkpoint is kept; lower --config.optim.learning_rate, clip gradients '
+                    '(--config.optim.clip_grad_norm) or warm up (--config.optim.warmup_epochs; '
+                    'he_warmup_steps for the he2016 schedule) in a new --workdir.')
 
 
 def _best_metric(config: ml_collections.ConfigDict) -> str:
