@@ -76,20 +76,34 @@ class Checkpointer:
     """The newest checkpoint that reads back, or None when there is none.
 
     `check(meta)` may raise UserError (e.g. the checkpoint is of another run); that
-    propagates. Any other failure marks the checkpoint corrupt: it is moved to
-    workdir/corrupt_checkpoints/ with a warning and the previous one is tried.
+    propagates. A checkpoint that fails to read is set aside (moved to
+    workdir/corrupt_checkpoints/, with a warning) only once an older one restores: when
+    none does, the cause is more likely the code or the machine than the files, so
+    nothing is moved and a UserError says what failed.
     """
+    failed: list[tuple[int, Exception]] = []
     for step in reversed(self.steps()):
       try:
         meta = self.read_meta(step)
       except Exception as e:  # unreadable record: corrupt or half-written
-        self._set_aside(step, e)
+        failed.append((step, e))
         continue
       check(meta)
       try:
-        return self.restore(step, target), meta
+        state = self.restore(step, target)
       except Exception as e:
-        self._set_aside(step, e)
+        failed.append((step, e))
+        continue
+      for bad_step, error in failed:
+        self._set_aside(bad_step, error)
+      return state, meta
+    if failed:
+      step, error = failed[0]
+      raise UserError(
+          f'None of the {len(failed)} checkpoints in {self.directory} could be restored; the '
+          f'newest, step {step}, failed with {type(error).__name__}: {str(error)[:300]}. Nothing '
+          'was moved or deleted. If the code, the libraries or the model changed since they were '
+          'written, go back to the versions that wrote them; to start over, use a new --workdir.')
     return None
 
   def close(self) -> None:

@@ -26,12 +26,23 @@ class MetricsLog:
     if not os.path.exists(self.path):
       return []
     with open(self.path) as f:
-      return [json.loads(line) for line in f if line.strip()]
+      lines = [line for line in f if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        if i < len(lines) - 1:
+          raise
+        # a write cut short (a kill or a full disk): the resumed run rewrites that record
+    return records
 
   def drop_after(self, step: int) -> None:
     """Forgets records past `step`: a resumed run re-logs them exactly once."""
     if not self.enabled:
       return
     kept = [r for r in self.read() if r['step'] <= step]
-    with open(self.path, 'w') as f:
+    tmp = self.path + '.tmp'
+    with open(tmp, 'w') as f:
       f.writelines(json.dumps(r) + '\n' for r in kept)
+    os.replace(tmp, self.path)  # atomic: a kill leaves the old file or the new one

@@ -15,11 +15,19 @@ MAY_CHANGE = ('num_epochs', 'log_every_steps', 'eval_every_epochs', 'checkpoint_
               'model.init_from', 'model.init_reinit_head')
 
 
+# Schedules shaped by the total number of steps: training longer would reshape the past.
+LENGTH_DEPENDENT_SCHEDULES = ('cosine', 'onecycle')
+
+
 def config_differences(saved: dict[str, Any], current: ml_collections.ConfigDict) -> list[str]:
   """'key: saved -> current' for every field that differs and may not change on resume."""
   old = traverse_util.flatten_dict(saved, sep='.')
   new = traverse_util.flatten_dict(current.to_dict(), sep='.')
   diffs = []
+  if (current.optim.schedule in LENGTH_DEPENDENT_SCHEDULES
+      and old.get('num_epochs') != new['num_epochs']):
+    diffs.append(f'num_epochs: {old.get("num_epochs")!r} -> {new["num_epochs"]!r} (the '
+                 f'{current.optim.schedule} schedule spans the whole run, so it cannot be extended)')
   for key in sorted(set(old) | set(new)):
     if key in MAY_CHANGE or any(key.startswith(k + '.') for k in MAY_CHANGE):
       continue

@@ -29,6 +29,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   A SIGTERM/SIGINT saves a checkpoint and returns early with {'preempted': True, ...}.
   """
+  _check_intervals(config)
   _check_writable(workdir)
   dataset = data_lib.load_dataset(config)
   mesh = jax.make_mesh((jax.device_count(),), ('data',))
@@ -239,6 +240,17 @@ def _check_disk_space(workdir: str, state: TrainState, copies: int) -> None:
     raise UserError(f'{workdir} has {free / 2**20:,.0f} MiB free, but its checkpoints need about '
                     f'{need / 2**20:,.0f} MiB. Free disk space, lower '
                     '--config.checkpoint_keep, or use another --workdir.')
+
+
+def _check_intervals(config: ml_collections.ConfigDict) -> None:
+  for key in ('log_every_steps', 'eval_every_epochs', 'checkpoint_every_epochs',
+              'checkpoint_keep', 'num_epochs'):
+    if config[key] < 1:
+      raise UserError(f'--config.{key}={config[key]} must be at least 1 (a large value makes it '
+                      'rare; checkpoint_every_steps=0 and checkpoint_keep_best=0 mean off).')
+  for key in ('checkpoint_every_steps', 'checkpoint_keep_best'):
+    if config[key] < 0:
+      raise UserError(f'--config.{key}={config[key]} must be 0 (off) or more.')
 
 
 def _check_batch_sizes(config: ml_collections.ConfigDict, dataset: data_lib.Dataset,

@@ -144,15 +144,16 @@ def test_corrupt_newest_checkpoint_is_set_aside(tmp_path, uninterrupted):
 
 
 def test_checkpoint_of_another_run_is_refused_and_kept(tmp_path, make_config):
-  config = make_config(num_epochs=1)
+  config = make_config(num_epochs=1, **{'optim.schedule': 'constant'})
   train_and_evaluate(config, str(tmp_path))
   before = {p: os.path.getmtime(os.path.join(r, p)) for r, _, fs in os.walk(tmp_path) for p in fs}
-  other = make_config(num_epochs=1, **{'model.name': 'resnet32', 'optim.learning_rate': 0.05})
+  other = make_config(num_epochs=1, **{'optim.schedule': 'constant', 'model.name': 'resnet32',
+                                       'optim.learning_rate': 0.05})
   with pytest.raises(UserError, match=r"model.name: 'resnet20' -> 'resnet32'.*learning_rate"):
     train_and_evaluate(other, str(tmp_path))
   after = {p: os.path.getmtime(os.path.join(r, p)) for r, _, fs in os.walk(tmp_path) for p in fs}
   assert before == after
-  longer = make_config(num_epochs=2)  # training longer is a resumption, not another run
+  longer = make_config(num_epochs=2, **{'optim.schedule': 'constant'})  # a resumption
   assert train_and_evaluate(longer, str(tmp_path))['step'] == 6
 
 
@@ -182,14 +183,57 @@ def test_unwritable_workdir_fails_at_start(tmp_path, make_config):
 def test_device_count_changes(tmp_path):
   """Written on 4 devices; re-evaluated on 1 and continued on 2."""
   four = {'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
-  code, out, err = run(tmp_path, '--config.num_epochs=1', env=four)
+  constant = '--config.optim.schedule=constant'  # a cosine run cannot be extended
+  code, out, err = run(tmp_path, '--config.num_epochs=1', constant, env=four)
   assert code == 0 and '4 cpu device(s)' in out, err
   on_four = [r for r in metrics(tmp_path) if 'test_loss' in r][-1]
-  code, out, err = run(tmp_path, '--config.num_epochs=1')  # finished: restores and evaluates
+  code, out, err = run(tmp_path, '--config.num_epochs=1', constant)  # finished: evaluates
   assert code == 0 and '1 cpu device(s)' in out and 'Resumed from' in out, err
   on_one = float(out.split('Final: test_loss ')[1].split(',')[0])
   assert on_one == pytest.approx(on_four['test_loss'], abs=1e-4)
   two = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
-  code, out, err = run(tmp_path, '--config.num_epochs=2', env=two)
+  code, out, err = run(tmp_path, '--config.num_epochs=2', constant, env=two)
   assert code == 0 and '2 cpu device(s)' in out, err
   assert [r['step'] for r in metrics(tmp_path) if 'loss' in r][-1] == 12
+
+
+def test_cosine_runs_cannot_be_extended(make_config):
+  from resnet_flax import resume
+  saved = make_config(num_epochs=2).to_dict()
+  assert resume.config_differences(saved, make_config(num_epochs=2)) == []
+  diffs = resume.config_differences(saved, make_config(num_epochs=4))
+  assert len(diffs) == 1 and diffs[0].startswith('num_epochs: 2 -> 4')
+  step_saved = make_config(num_epochs=2, **{'optim.schedule': 'step'}).to_dict()
+  assert resume.config_differences(
+      step_saved, make_config(num_epochs=4, **{'optim.schedule': 'step'})) == []
+
+
+def test_when_no_checkpoint_restores_nothing_is_moved(tmp_path, uninterrupted):
+  shutil.copytree(uninterrupted, tmp_path, dirs_exist_ok=True)
+  before = sorted(os.listdir(tmp_path / 'checkpoints'))
+  for step in before:  # every record unreadable: e.g. written by other code
+    if step.isdigit():
+      (tmp_path / 'checkpoints' / step / 'meta' / 'metadata').write_text('{not json')
+  code, _, err = run(tmp_path)
+  assert code == 2 and 'could be restored' in err and 'Nothing was moved' in err
+  assert sorted(os.listdir(tmp_path / 'checkpoints')) == before
+  assert not (tmp_path / 'corrupt_checkpoints').exists()
+
+
+@pytest.mark.parametrize('key', ['eval_every_epochs', 'checkpoint_every_epochs',
+                                 'log_every_steps', 'checkpoint_keep'])
+def test_zero_intervals_are_refused_at_start(tmp_path, make_config, key):
+  with pytest.raises(UserError, match=f'{key}=0 must be at least 1'):
+    train_and_evaluate(make_config(**{key: 0}), str(tmp_path))
+
+
+def test_metrics_log_survives_a_cut_last_line(tmp_path):
+  from resnet_flax.metrics_log import MetricsLog
+  log = MetricsLog(str(tmp_path))
+  log.write({'step': 1, 'loss': 1.0}, 'one')
+  log.write({'step': 2, 'loss': 0.5}, 'two')
+  with open(log.path, 'a') as f:
+    f.write('{"step": 3, "lo')  # killed mid-write
+  assert [r['step'] for r in log.read()] == [1, 2]
+  log.drop_after(1)
+  assert [r['step'] for r in log.read()] == [1]
