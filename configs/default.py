@@ -67,6 +67,7 @@ def get_config() -> ml_collections.ConfigDict:
   #   torch.optim.SGD/Adam do ('sgd', 'adam', 'lars'); 'decoupled': p -= lr * (update + wd * p)
   #   after the optimizer, as SGDW/AdamW do ('sgd', 'adam', 'adamw')
   config.optim.decay_bn_and_bias = True  # False: decay conv/dense kernels only
+  config.optim.label_smoothing = 0.0  # training targets (1 - e) * one_hot + e / classes; eval is unsmoothed
   config.optim.clip_grad_norm = 0.0  # clip the gradients' global norm to this first (0: off)
   config.optim.schedule = 'step'  # 'constant', 'step', 'exponential', 'cosine', 'onecycle', 'he2016'
   config.optim.milestones = (82, 123)  # 'step': epochs (or steps) where the lr is multiplied ...

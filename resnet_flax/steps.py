@@ -7,8 +7,17 @@ import optax
 from resnet_flax.train_state import TrainState
 
 
+def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
+  """Per-example cross-entropy against one-hot labels smoothed towards uniform (Szegedy et al.)."""
+  if not label_smoothing:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+  return optax.softmax_cross_entropy(logits, targets)
+
+
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
-               schedule: optax.Schedule) -> tuple[TrainState, dict[str, jax.Array]]:
+               schedule: optax.Schedule,
+               label_smoothing: float = 0.0) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer step in train mode: loss, gradients, BN statistics update and metrics.
 
   Dropout draws from `rng` folded with the step, so a resumed run draws the same masks.
@@ -17,7 +26,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
     logits, updates = state.apply_fn(
         {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
         mutable=['batch_stats'], rngs={'dropout': jax.random.fold_in(rng, state.step)})
-    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
+    loss = cross_entropy(logits, batch['label'], label_smoothing).mean()
     return loss, (updates.get('batch_stats', {}), logits)
 
   (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

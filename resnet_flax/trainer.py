@@ -66,7 +66,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     print(f'{jax.device_count()} {jax.default_backend()} device(s); {total_steps:,} steps of '
           f'{config.batch_size}.')
 
-  p_train_step = jax.jit(functools.partial(steps.train_step, rng=dropout_rng, schedule=schedule),
+  p_train_step = jax.jit(functools.partial(steps.train_step, rng=dropout_rng, schedule=schedule,
+                                           label_smoothing=config.optim.label_smoothing),
                          donate_argnums=0)
   p_eval_step = jax.jit(steps.eval_step)
   to_device = functools.partial(jax.make_array_from_process_local_data, sharded)

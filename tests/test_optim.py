@@ -257,3 +257,14 @@ def test_inconsistent_optimizers_are_user_errors(overrides, field):
 def test_adamw_with_coupled_decay_points_to_adam():
   with pytest.raises(UserError, match="use optimizer 'adam' for coupled L2"):
     optim.create_optimizer(optim_config(optimizer='adamw'), optax.constant_schedule(0.1))
+
+
+def test_label_smoothing_matches_its_formula():
+  from resnet_flax.steps import cross_entropy
+  logits = jnp.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
+  labels = jnp.array([0, 2])
+  logp = np.asarray(jax.nn.log_softmax(logits))
+  targets = np.full((2, 3), 0.1 / 3) + 0.9 * np.eye(3)[[0, 2]]
+  np.testing.assert_allclose(cross_entropy(logits, labels, 0.1), -(targets * logp).sum(-1),
+                             rtol=1e-6)
+  np.testing.assert_allclose(cross_entropy(logits, labels), -logp[[0, 1], [0, 2]], rtol=1e-6)

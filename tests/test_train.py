@@ -105,7 +105,8 @@ def test_offline_without_data_stops_quickly_with_guidance(tmp_path):
 def test_cli_trains_and_overrides_apply(tmp_path):
   proc = run_train('--config', 'configs/digits.py', '--workdir', str(tmp_path),
                    '--config.data.dataset=synthetic', '--config.data.synthetic.image_size=16',
-                   '--config.num_epochs=1', '--config.batch_size=32', '--config.eval_batch_size=64')
+                   '--config.num_epochs=1', '--config.batch_size=32', '--config.eval_batch_size=64',
+                   '--config.optim.label_smoothing=0.1')
   assert proc.returncode == 0, proc.stderr
   assert 'Final: test_loss' in proc.stdout
   steps = [r['step'] for r in read_metrics(tmp_path) if 'loss' in r]
