@@ -7,6 +7,8 @@ from typing import Any
 
 import ml_collections
 
+from resnet_flax.errors import fail
+
 _OVERRIDE = re.compile(r'^--config\.([\w.]+)')
 
 
@@ -53,7 +55,5 @@ def loaded_config(flag: Any) -> ml_collections.ConfigDict:
   value = flag.value
   if isinstance(value, ml_collections.ConfigDict):
     return value
-  import sys  # pylint: disable=g-import-not-at-top
-  print(f'error: could not load the config file: {value._error}. Pass --config with the path of '  # pylint: disable=protected-access
-        'a config file such as configs/default.py or configs/digits.py.', file=sys.stderr)
-  sys.exit(2)
+  fail(f'could not load the config file: {value._error}. Pass --config with the path of '  # pylint: disable=protected-access
+       'a config file such as configs/default.py or configs/digits.py.')
