@@ -7,12 +7,16 @@ import optax
 from resnet_flax.train_state import TrainState
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0) -> jax.Array:
-  """Per-example cross-entropy against one-hot labels smoothed towards uniform (Szegedy et al.)."""
-  if not label_smoothing:
+def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
+                  targets: jax.Array | None = None) -> jax.Array:
+  """Per-example float32 cross-entropy against one-hot labels (or soft `targets`, e.g. from
+  mixup) smoothed towards uniform (Szegedy et al.)."""
+  logits = logits.astype(jnp.float32)
+  if targets is None and not label_smoothing:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
-  return optax.softmax_cross_entropy(logits, targets)
+  if targets is None:
+    targets = jax.nn.one_hot(labels, logits.shape[-1])
+  return optax.softmax_cross_entropy(logits, optax.smooth_labels(targets, label_smoothing))
 
 
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
@@ -26,7 +30,7 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array,
     logits, updates = state.apply_fn(
         {'params': params, 'batch_stats': state.batch_stats}, batch['image'], train=True,
         mutable=['batch_stats'], rngs={'dropout': jax.random.fold_in(rng, state.step)})
-    loss = cross_entropy(logits, batch['label'], label_smoothing).mean()
+    loss = cross_entropy(logits, batch['label'], label_smoothing, batch.get('target')).mean()
     return loss, (updates.get('batch_stats', {}), logits)
 
   (loss, (batch_stats, logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -27,20 +27,23 @@ def input_shape(ds: Dataset, image_size: int) -> tuple[int, int, int]:
 
 
 def train_batches(ds: Dataset, aug: ml_collections.ConfigDict, *, batch_size: int, seed: int,
-                  epoch: int, start_step: int = 0, image_size: int = 0) -> Iterator[Batch]:
+                  epoch: int, start_step: int = 0, image_size: int = 0, process_index: int = 0,
+                  process_count: int = 1) -> Iterator[Batch]:
   """Yields epoch `epoch`'s batches from step `start_step` on: {'image': f32 NHWC, 'label': i32}.
 
   Each image is resized (when `image_size`), padded and cropped, and flipped, then batched
-  and normalised.
+  and normalised. `batch_size` is the global batch; with several processes each yields its
+  own contiguous slice of every global batch, augmented exactly as one process would.
   """
   tf = tensorflow()
   n_steps = steps_per_epoch(len(ds.train), batch_size)
+  local = _local_batch_size(batch_size, process_count)
   rng = np.random.default_rng([seed, epoch])
   order = rng.permutation(len(ds.train))[:n_steps * batch_size]
   aug_seeds = rng.integers(0, np.iinfo(np.int32).max, size=(len(order), 2), dtype=np.int64)
-  keep = slice(start_step * batch_size, None)
+  mine = _process_rows(n_steps, batch_size, process_index, process_count)[start_step * local:]
   data = tf.data.Dataset.from_tensor_slices(
-      (ds.train.images[order[keep]], ds.train.labels[order[keep]], aug_seeds[keep]))
+      (ds.train.images[order[mine]], ds.train.labels[order[mine]], aug_seeds[mine]))
   height, width, channels = input_shape(ds, image_size)
 
   def augment(image, label, seed):
@@ -56,23 +59,27 @@ def train_batches(ds: Dataset, aug: ml_collections.ConfigDict, *, batch_size: in
     return image, label
 
   data = data.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  data = data.batch(batch_size, drop_remainder=True)
+  data = data.batch(local, drop_remainder=True)
   data = data.map(_normalizer(ds), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   yield from data.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
 
 
-def eval_batches(ds: Dataset, split: Split, batch_size: int, image_size: int = 0) -> Iterator[Batch]:
+def eval_batches(ds: Dataset, split: Split, batch_size: int, image_size: int = 0,
+                 process_index: int = 0, process_count: int = 1) -> Iterator[Batch]:
   """Yields every example of `split` exactly once; the last batch is zero-padded.
 
   Each batch carries 'mask' (1.0 real, 0.0 padding) so metrics divide by the true count.
+  With several processes each yields its slice of every global batch of `batch_size`.
   """
   tf = tensorflow()
   n = len(split)
-  padded = -(-n // batch_size) * batch_size
-  pad = padded - n
-  images = np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)])
-  labels = np.concatenate([split.labels, np.zeros((pad,), np.int32)])
-  mask = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
+  n_batches = -(-n // batch_size)
+  pad = n_batches * batch_size - n
+  mine = _process_rows(n_batches, batch_size, process_index, process_count)
+  images = np.concatenate([split.images, np.zeros((pad, *split.images.shape[1:]), np.uint8)])[mine]
+  labels = np.concatenate([split.labels, np.zeros((pad,), np.int32)])[mine]
+  mask = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])[mine]
+  batch_size = _local_batch_size(batch_size, process_count)
   data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
   if image_size:
     data = data.map(lambda x, y: (tf.image.resize(x, (image_size, image_size)), y))
@@ -80,6 +87,20 @@ def eval_batches(ds: Dataset, split: Split, batch_size: int, image_size: int = 0
   masks = tf.data.Dataset.from_tensor_slices(mask).batch(batch_size)
   data = tf.data.Dataset.zip(data, masks).map(lambda b, m: {**b, 'mask': m})
   yield from data.prefetch(tf.data.AUTOTUNE).as_numpy_iterator()
+
+
+def _local_batch_size(batch_size: int, process_count: int) -> int:
+  if batch_size % process_count:
+    raise ValueError(f'batch {batch_size} does not split over {process_count} processes')
+  return batch_size // process_count
+
+
+def _process_rows(n_batches: int, batch_size: int, process_index: int,
+                  process_count: int) -> np.ndarray:
+  """Positions, in batch order, of this process's contiguous slice of each global batch."""
+  local = _local_batch_size(batch_size, process_count)
+  rows = np.arange(n_batches * batch_size).reshape(n_batches, batch_size)
+  return rows[:, process_index * local:(process_index + 1) * local].reshape(-1)
 
 
 def _normalizer(ds: Dataset):
