@@ -1,6 +1,7 @@
 """`train_and_evaluate(config, workdir)`: the library seam that train.py and the tests call."""
 
 import functools
+import json
 import os
 import shutil
 import time
@@ -144,9 +145,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if train_records:
     final |= {'train_loss': train_records[-1]['loss'], 'train_accuracy': train_records[-1]['accuracy']}
   final |= {'step': int(state.step), 'num_params': int(num_params)}
+  if log.enabled:
+    _write_json_atomic(os.path.join(workdir, 'results.json'), final)
   print('Final: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
                               for k, v in final.items()))
   return final
+
+
+def _write_json_atomic(path: str, obj: dict[str, Any]) -> None:
+  """Written last: its presence marks a finished run (sweeps skip such trials)."""
+  with open(path + '.tmp', 'w') as f:
+    json.dump(obj, f, indent=1)
+  os.replace(path + '.tmp', path)
 
 
 def _init_from_pytorch(state: TrainState, model: nn.Module,
