@@ -55,7 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.optim = ml_collections.ConfigDict()
   config.optim.optimizer = 'sgd'  # 'sgd' (with momentum), 'adam', 'adamw' or 'lars'
-  config.optim.learning_rate = 0.1  # peak learning rate
+  config.optim.learning_rate = 0.1  # peak learning rate (before lr_scaling)
+  config.optim.lr_scaling = 'none'  # 'linear': the lr is learning_rate * batch_size / lr_base_batch
+  config.optim.lr_base_batch = 256  # 'linear': the batch size learning_rate was tuned for
   config.optim.momentum = 0.9  # 0 for plain SGD ('sgd' and 'lars')
   config.optim.nesterov = False
   config.optim.adam_b1 = 0.9  # Adam only
@@ -69,6 +71,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.decay_bn_and_bias = True  # False: decay conv/dense kernels only
   config.optim.label_smoothing = 0.0  # training targets (1 - e) * one_hot + e / classes; eval is unsmoothed
   config.optim.clip_grad_norm = 0.0  # clip the gradients' global norm to this first (0: off)
+  config.optim.sam_rho = 0.0  # SAM (Foret et al.; optax.contrib.sam): the gradient is taken at
+  #   params + sam_rho * g / |g| (two forward/backward passes per step; 0: off, 0.05 is typical)
+  config.optim.ema_decay = 0.0  # exponential moving average of params and BN statistics, used
+  #   for evaluation and prediction (0: off; e.g. 0.999); the raw weights keep training
   config.optim.schedule = 'step'  # 'constant', 'step', 'exponential', 'cosine', 'onecycle', 'he2016'
   config.optim.milestones = (82, 123)  # 'step': epochs (or steps) where the lr is multiplied ...
   config.optim.decay_factor = 0.1  # ... by this factor ('step' and 'exponential')
@@ -80,6 +86,20 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.onecycle_final_div_factor = 1e4  # ... to lr / onecycle_div_factor / this at the end
   config.optim.he_milestones_steps = (32000, 48000)  # 'he2016': steps where the lr is divided by 10
   config.optim.he_warmup_steps = 0  # 'he2016': lr / 10 for this many steps first (0: off; 400: ResNet-110)
+
+  config.parallel = ml_collections.ConfigDict()  # how the step runs on several devices and hosts
+  config.parallel.mode = 'jit'  # 'jit' over a 1-D ('data',) mesh, or 'pmap'; the same step either way
+  config.parallel.batch_norm = 'global'  # BN statistics over the global batch, or 'per_device'
+  #   ("ghost" BN over each device's share, as the SAM code does); running statistics are averaged
+  #   over the devices at every step, so eval and checkpoints see one set
+  config.parallel.distributed = False  # call jax.distributed.initialize (multi-host); the three
+  #   fields below, where unset, are detected from the cluster (SLURM, Open MPI, TPU) or from
+  #   $JAX_COORDINATOR_ADDRESS
+  config.parallel.coordinator_address = ''  # 'host:port' of process 0; setting it implies distributed
+  config.parallel.num_processes = 0  # 0: detect
+  config.parallel.process_id = -1  # -1: detect
+  config.parallel.transfer_guard = 'disallow'  # jax.transfer_guard around the step: implicit
+  #   host<->device copies are errors ('allow', 'log', 'disallow')
 
   config.log_every_steps = 100  # training metrics are averaged over this many steps (and epoch ends)
   config.eval_every_epochs = 1  # test-set evaluation interval (always after the last epoch)

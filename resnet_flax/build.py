@@ -6,16 +6,19 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from resnet_flax import models, optim
+from resnet_flax import models, optim, parallel
 from resnet_flax.train_state import TrainState, create_train_state
 
 
-def create_model(cfg: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
-  """The model that `config.model` describes."""
+def create_model(cfg: ml_collections.ConfigDict, num_classes: int,
+                 bn_axis_name: str | None = None) -> nn.Module:
+  """The model that `config.model` describes; `bn_axis_name`: see parallel.bn_axis_name."""
   block_options = {k: cfg[k] for k in ('dropout_rate', 'zero_init_last_bn') if cfg[k]}
+  overrides = {'bn_axis_name': bn_axis_name} if bn_axis_name else {}
   return models.create_model(cfg.name, num_classes=num_classes, dtype=jnp.dtype(cfg.dtype),
                              bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
-                             scan_blocks=cfg.scan_blocks, block_options=block_options)
+                             scan_blocks=cfg.scan_blocks, block_options=block_options,
+                             **overrides)
 
 
 def create_state(config: ml_collections.ConfigDict, model: nn.Module,
@@ -23,7 +26,8 @@ def create_state(config: ml_collections.ConfigDict, model: nn.Module,
                  ) -> tuple[TrainState, optax.Schedule, jax.Array]:
   """(initial state, learning-rate schedule, dropout key), all derived from `config.seed`."""
   total_steps = config.num_epochs * steps_per_epoch
-  schedule = optim.create_schedule(config.optim, steps_per_epoch, total_steps)
-  tx = optim.create_optimizer(config.optim, schedule)
+  schedule = optim.create_schedule(config.optim, steps_per_epoch, total_steps, config.batch_size)
+  tx = optim.create_optimizer(config.optim, schedule, parallel.step_axis_name(config.parallel))
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))
-  return create_train_state(model, tx, init_rng, image_shape), schedule, dropout_rng
+  state = create_train_state(model, tx, init_rng, image_shape, ema=bool(config.optim.ema_decay))
+  return state, schedule, dropout_rng

@@ -22,20 +22,13 @@ class MetricsLog:
       f.write(json.dumps(record) + '\n')
     tqdm.tqdm.write(line)
 
+  def print(self, line: str) -> None:
+    """Prints `line` on process 0 only (above any progress bar)."""
+    if self.enabled:
+      tqdm.tqdm.write(line)
+
   def read(self) -> list[dict[str, Any]]:
-    if not os.path.exists(self.path):
-      return []
-    with open(self.path) as f:
-      lines = [line for line in f if line.strip()]
-    records = []
-    for i, line in enumerate(lines):
-      try:
-        records.append(json.loads(line))
-      except json.JSONDecodeError:
-        if i < len(lines) - 1:
-          raise
-        # a write cut short (a kill or a full disk): the resumed run rewrites that record
-    return records
+    return read_records(self.path) if os.path.exists(self.path) else []
 
   def drop_after(self, step: int) -> None:
     """Forgets records past `step`: a resumed run re-logs them exactly once."""
@@ -46,3 +39,18 @@ class MetricsLog:
     with open(tmp, 'w') as f:
       f.writelines(json.dumps(r) + '\n' for r in kept)
     os.replace(tmp, self.path)  # atomic: a kill leaves the old file or the new one
+
+
+def read_records(path: str) -> list[dict[str, Any]]:
+  """The records of a metrics.jsonl; also read by plots and sweeps while the run still writes it."""
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  records = []
+  for i, line in enumerate(lines):
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      if i < len(lines) - 1:
+        raise
+      # a write cut short (a kill or a full disk): the resumed run rewrites that record
+  return records

@@ -5,6 +5,7 @@ from typing import Sequence
 import jax
 import ml_collections
 import optax
+import optax.contrib  # noqa: F401  (sam, normalize)
 
 from resnet_flax.errors import UserError
 
@@ -15,11 +16,30 @@ MILESTONES_UNITS = ('epochs', 'steps')
 WARMUP_SCHEDULES = ('constant', 'step', 'exponential', 'cosine')  # the others bring their own
 
 
+LR_SCALINGS = ('none', 'linear')
+
+
+def peak_learning_rate(cfg: ml_collections.ConfigDict, batch_size: int | None) -> float:
+  """`learning_rate`, times batch_size / lr_base_batch under linear scaling (Goyal et al.)."""
+  _require_one_of(cfg, 'lr_scaling', LR_SCALINGS)
+  if cfg.lr_scaling == 'none':
+    return cfg.learning_rate
+  if batch_size is None:
+    raise ValueError('linear lr scaling needs the global batch size')
+  if cfg.lr_base_batch < 1:
+    raise UserError(f'--config.optim.lr_base_batch={cfg.lr_base_batch}: linear lr scaling '
+                    'needs the batch size the lr was tuned for (e.g. 256).')
+  return cfg.learning_rate * batch_size / cfg.lr_base_batch
+
+
 def create_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
-                    total_steps: int) -> optax.Schedule:
-  """Per-step learning rate, optionally after a warm-up; see `configs/default.py` for the fields."""
+                    total_steps: int, batch_size: int | None = None) -> optax.Schedule:
+  """Per-step learning rate, optionally after a warm-up; see `configs/default.py` for the fields.
+
+  `batch_size` is the global batch (it matters only under linear lr scaling).
+  """
   _check_schedule(cfg)
-  lr = cfg.learning_rate
+  lr = peak_learning_rate(cfg, batch_size)
   if cfg.schedule == 'onecycle':  # its own warm-up from lr / div_factor
     return optax.cosine_onecycle_schedule(max(total_steps, 1), lr, cfg.onecycle_pct_start,
                                           cfg.onecycle_div_factor, cfg.onecycle_final_div_factor)
@@ -59,13 +79,22 @@ def _after_warmup(warmup_schedule: optax.Schedule, main: optax.Schedule,
   return optax.join_schedules([warmup_schedule, main], [warmup])
 
 
-def create_optimizer(cfg: ml_collections.ConfigDict,
-                     schedule: optax.Schedule) -> optax.GradientTransformation:
-  """Clipping, then the optimizer with coupled (L2 in the gradient) or decoupled weight decay."""
+def create_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule,
+                     axis_name: str | None = None) -> optax.GradientTransformation:
+  """Clipping, then the optimizer with coupled (L2 in the gradient) or decoupled weight decay.
+
+  With `sam_rho` > 0 all of it is wrapped in SAM (Foret et al.): its update needs a
+  `grad_fn` (see steps.train_step); `axis_name` averages the adversarial gradients over
+  the devices of a pmap/shard_map axis.
+  """
   _check_optimizer(cfg)
   tx = _optimizer_with_decay(cfg, schedule)
   if cfg.clip_grad_norm:
-    return optax.chain(optax.clip_by_global_norm(cfg.clip_grad_norm), tx)
+    tx = optax.chain(optax.clip_by_global_norm(cfg.clip_grad_norm), tx)
+  if cfg.sam_rho:
+    adversary = optax.chain(optax.contrib.normalize(), optax.sgd(cfg.sam_rho))
+    tx = optax.contrib.sam(tx, adversary, sync_period=2, opaque_mode=True,
+                           batch_axis_name=axis_name)
   return tx
 
 
@@ -133,7 +162,10 @@ def _check_optimizer(cfg: ml_collections.ConfigDict) -> None:
   _require_one_of(cfg, 'optimizer', OPTIMIZERS)
   _require_one_of(cfg, 'weight_decay_mode', WEIGHT_DECAY_MODES)
   _require_non_negative(cfg, 'momentum', 'weight_decay', 'clip_grad_norm',
-                        'lars_trust_coefficient')
+                        'lars_trust_coefficient', 'sam_rho')
+  if not 0 <= cfg.ema_decay < 1:
+    raise UserError(f'--config.optim.ema_decay={cfg.ema_decay}: use 0 (off) or a decay in '
+                    '[0, 1), e.g. 0.999; evaluation then uses the averaged weights.')
   if cfg.optimizer == 'adamw' and cfg.weight_decay_mode == 'coupled':
     raise UserError('--config.optim.optimizer=adamw decouples the weight decay by definition, but '
                     '--config.optim.weight_decay_mode is \'coupled\': set weight_decay_mode to '

@@ -12,7 +12,10 @@ from resnet_flax.errors import UserError
 MAY_CHANGE = ('num_epochs', 'log_every_steps', 'eval_every_epochs', 'checkpoint_every_epochs',
               'checkpoint_every_steps', 'checkpoint_keep', 'checkpoint_keep_best',
               'progress_bar', 'data.data_dir', 'data.download', 'eval_batch_size',
-              'model.init_from', 'model.init_reinit_head')
+              'model.init_from', 'model.init_reinit_head',
+              # how the same computation is laid out over devices and hosts
+              'parallel.mode', 'parallel.transfer_guard', 'parallel.distributed',
+              'parallel.coordinator_address', 'parallel.num_processes', 'parallel.process_id')
 
 
 # Schedules shaped by the total number of steps: training longer would reshape the past.

@@ -15,14 +15,14 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import build, models, resume, steps
+from resnet_flax import build, models, optim, parallel, resume, steps
 from resnet_flax import data as data_lib
 from resnet_flax.checkpointing import Checkpointer, checkpoint_bytes
 from resnet_flax.errors import UserError
 from resnet_flax.metrics_log import MetricsLog
 from resnet_flax.models import from_pytorch, scan_layout
 from resnet_flax.preemption import PreemptionGuard
-from resnet_flax.train_state import TrainState
+from resnet_flax.train_state import TrainState, with_ema
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -31,13 +31,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   A SIGTERM/SIGINT saves a checkpoint and returns early with {'preempted': True, ...}.
   """
   _check_intervals(config)
+  parallel.check_config(config.parallel)
+  parallel.initialize_distributed(config.parallel)
   _check_writable(workdir)
   dataset = data_lib.load_dataset(config)
-  mesh = jax.make_mesh((jax.device_count(),), ('data',))
-  _check_batch_sizes(config, dataset, jax.device_count())
-  replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P('data'))
+  mesh = parallel.data_mesh()
+  _check_batch_sizes(config, dataset, jax.device_count(), jax.process_count())
+  replicated = NamedSharding(mesh, P())
 
-  model = build.create_model(config.model, dataset.num_classes)
+  model = build.create_model(config.model, dataset.num_classes,
+                             bn_axis_name=parallel.bn_axis_name(config.parallel))
   image_shape = data_lib.input_shape(dataset, config.data.image_size)
   steps_per_epoch = data_lib.steps_per_epoch(len(dataset.train), config.batch_size)
   total_steps = config.num_epochs * steps_per_epoch
@@ -54,29 +57,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if restored:
     state, meta = restored
     pending = meta.get('pending', [])
-    print(f'Resumed from {ckpt.directory} at step {int(state.step)}.')
+    log.print(f'Resumed from {ckpt.directory} at step {int(state.step)}.')
   elif config.model.init_from:
     state = jax.device_put(_init_from_pytorch(state, model, config.model), replicated)
-    print(f'Initialised from {config.model.init_from}.')
+    log.print(f'Initialised from {config.model.init_from}.')
   log.drop_after(int(state.step))  # records a killed run wrote past its last checkpoint
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  if log.enabled:
-    print(models.summarize(model, image_shape).table(
-        f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
-        f'{len(dataset.test):,} test images, input {"x".join(map(str, image_shape))}):'))
-    print(f'{jax.device_count()} {jax.default_backend()} device(s); {total_steps:,} steps of '
-          f'{config.batch_size}.')
+  log.print(models.summarize(model, image_shape).table(
+      f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
+      f'{len(dataset.test):,} test images, input {"x".join(map(str, image_shape))}):'))
+  log.print(f'{jax.process_count()} process(es), {jax.device_count()} {jax.default_backend()} '
+            f'device(s), {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm; '
+            f'{total_steps:,} steps of {config.batch_size} ({config.batch_size // jax.device_count()}'
+            f' per device), peak lr {optim.peak_learning_rate(config.optim, config.batch_size):g}.')
 
-  p_train_step = jax.jit(functools.partial(steps.train_step, rng=dropout_rng, schedule=schedule,
-                                           label_smoothing=config.optim.label_smoothing),
-                         donate_argnums=0)
+  runner = parallel.DataParallel(config.parallel, mesh, functools.partial(
+      steps.train_step, schedule=schedule, label_smoothing=config.optim.label_smoothing,
+      sam=parallel.sam_mode(config), ema_decay=config.optim.ema_decay))
   p_eval_step = jax.jit(steps.eval_step)
-  to_device = functools.partial(jax.make_array_from_process_local_data, sharded)
+  step_rng = runner.put_rng(dropout_rng)
+  to_device = functools.partial(jax.make_array_from_process_local_data, runner.sharded)
+  process = {'process_index': jax.process_index(), 'process_count': jax.process_count()}
 
   def evaluate(state: TrainState) -> dict[str, float]:
     totals = None
     for batch in data_lib.eval_batches(dataset, dataset.test, config.eval_batch_size,
-                                       config.data.image_size):
+                                       config.data.image_size, **process):
       out = p_eval_step(state, jax.tree.map(to_device, batch))
       totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
     totals = jax.device_get(totals)
@@ -84,12 +90,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             'test_accuracy': float(totals['correct'] / totals['count'])}
 
   def save(state: TrainState, metrics: dict[str, float] | None) -> None:
+    _stop_if_not_finite(pending, int(state.step))  # never checkpoint a diverged state
     ckpt.save(state, {'config': config.to_dict(), 'step': int(state.step),
                       'epoch': int(state.step) / steps_per_epoch, 'seed': config.seed,
                       'pending': _as_floats(pending), 'data': _data_record(dataset, image_shape)},
               metrics=metrics)
 
   step = int(state.step)
+  train_state = runner.put_state(state)  # the step's form of it (stacked per device under pmap)
   final = None  # the metrics of an evaluation at the final step
   timer = _Throughput(config.batch_size)
   with PreemptionGuard() as guard:
@@ -97,49 +105,54 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       first = step - epoch * steps_per_epoch
       batches = data_lib.train_batches(dataset, config.augment, batch_size=config.batch_size,
                                        seed=config.seed, epoch=epoch, start_step=first,
-                                       image_size=config.data.image_size)
+                                       image_size=config.data.image_size, **process)
       bar = tqdm.tqdm(batches, total=steps_per_epoch, initial=first, leave=False,
                       desc=f'epoch {epoch + 1}/{config.num_epochs}',
                       disable=None if config.progress_bar and log.enabled else True)
       for batch in bar:
-        state, metrics = p_train_step(state, jax.tree.map(to_device, batch))
+        train_state, metrics = runner.step(train_state, runner.put_batch(batch), step_rng)
         step += 1
         pending.append(metrics)
-        timer.tick(state.step)
+        timer.tick(metrics['loss'])
         end_of_epoch = step % steps_per_epoch == 0
         if step % config.log_every_steps == 0 or end_of_epoch:
           record = _mean(pending) | {'step': step, 'epoch': step / steps_per_epoch,
                                      'images_per_sec': timer.rate()}
+          _stop_if_not_finite(pending, step)
           pending = []
-          _stop_if_not_finite(record, step)
           log.write(record, f'step {step:>6} | train loss {record["loss"]:.4f} '
                     f'acc {record["accuracy"]:.2%} | lr {record["learning_rate"]:.4g} | '
                     f'{record["images_per_sec"]:.0f} img/s')
           bar.set_postfix(loss=f'{record["loss"]:.3f}')
         last = step == total_steps
         evaluated = None
-        if end_of_epoch and (last or (epoch + 1) % config.eval_every_epochs == 0):
+        preempted = guard.requested()
+        eval_now = end_of_epoch and (last or (epoch + 1) % config.eval_every_epochs == 0)
+        save_now = (last or preempted
+                    or (end_of_epoch and (epoch + 1) % config.checkpoint_every_epochs == 0)
+                    or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0))
+        if eval_now or save_now:
+          state = runner.get_state(train_state)
+        if eval_now:
           evaluated = evaluate(state)
           final = evaluated if last else None
           log.write({'step': step, 'epoch': epoch + 1, **evaluated},
                     f'epoch {epoch + 1:>4} | test loss {evaluated["test_loss"]:.4f} '
                     f'acc {evaluated["test_accuracy"]:.2%}')
-        preempted = guard.requested()
-        if (last or preempted
-            or (end_of_epoch and (epoch + 1) % config.checkpoint_every_epochs == 0)
-            or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0)):
+        if save_now:
           save(state, evaluated)
         if preempted:
           bar.close()
           ckpt.wait()
           ckpt.close()
-          print(f'Preempted: saved step {step} to {ckpt.directory}; rerun the same command '
-                'to resume.')
+          log.print(f'Preempted: saved step {step} to {ckpt.directory}; rerun the same command '
+                    'to resume.')
           return {'preempted': True, 'step': step}
       bar.close()
   ckpt.wait()
   ckpt.close()
 
+  state = runner.get_state(train_state)
   final = dict(final or evaluate(state))
   train_records = [r for r in log.read() if 'loss' in r]
   if train_records:
@@ -147,8 +160,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   final |= {'step': int(state.step), 'num_params': int(num_params)}
   if log.enabled:
     _write_json_atomic(os.path.join(workdir, 'results.json'), final)
-  print('Final: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
-                              for k, v in final.items()))
+  log.print('Final: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
+                                  for k, v in final.items()))
   return final
 
 
@@ -170,7 +183,8 @@ def _init_from_pytorch(state: TrainState, model: nn.Module,
                                                 init_variables=own)
   if model.scan_blocks:
     variables = scan_layout.to_scanned(variables, model.stage_sizes)
-  return state.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
+  state = state.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
+  return with_ema(state) if state.ema is not None else state
 
 
 def _data_record(dataset: data_lib.Dataset, image_shape: tuple[int, ...]) -> dict[str, Any]:
@@ -186,13 +200,14 @@ class _Throughput:
   def __init__(self, batch_size: int):
     self.batch_size, self.start, self.steps, self.last = batch_size, None, 0, None
 
-  def tick(self, step_array: jax.Array) -> None:
+  def tick(self, output: jax.Array) -> None:
+    """Counts a step; `output` is one of its results (waited on to time the steps done)."""
     if self.start is None:
-      step_array.block_until_ready()
+      output.block_until_ready()
       self.start = time.perf_counter()
     else:
       self.steps += 1
-    self.last = step_array
+    self.last = output
 
   def rate(self) -> float:
     if not self.steps:
@@ -206,20 +221,25 @@ class _Throughput:
 
 def _as_floats(metrics: list[dict[str, Any]]) -> list[dict[str, float]]:
   """Per-step metrics as Python floats: float32 values survive the JSON round trip exactly."""
-  return [{k: float(v) for k, v in m.items()} for m in jax.device_get(metrics)]
+  return [{k: float(parallel.first_copy(v)) for k, v in m.items()}
+          for m in jax.device_get(metrics)]
 
 
 def _mean(metrics: list[dict[str, Any]]) -> dict[str, float]:
   """Means in float32, whether a value came from the device or from a checkpoint's record."""
   values = jax.device_get(metrics)
-  return {k: float(np.mean(np.asarray([m[k] for m in values], np.float32)))
+  return {k: float(np.mean(np.asarray([parallel.first_copy(m[k]) for m in values], np.float32)))
           for k in values[0]}
 
 
-def _stop_if_not_finite(record: dict[str, float], step: int) -> None:
-  if not np.isfinite(record['loss']):
-    raise UserError(f'The training loss became {record["loss"]} by step {step}. The last '
-                    'checkpoint is kept; lower --config.optim.learning_rate, clip gradients '
+def _stop_if_not_finite(pending: list[dict[str, Any]], step: int) -> None:
+  """Stops at the first non-finite loss among the steps that end at `step`, naming it."""
+  losses = [float(parallel.first_copy(m['loss'])) for m in jax.device_get(pending)]
+  bad = [i for i, loss in enumerate(losses) if not np.isfinite(loss)]
+  if bad:
+    raise UserError(f'The training loss became {losses[bad[0]]} at step '
+                    f'{step - len(losses) + bad[0] + 1}. The last checkpoint is kept; lower '
+                    '--config.optim.learning_rate, clip gradients '
                     '(--config.optim.clip_grad_norm) or warm up (--config.optim.warmup_epochs; '
                     'he_warmup_steps for the he2016 schedule) in a new --workdir.')
 
@@ -265,11 +285,12 @@ def _check_intervals(config: ml_collections.ConfigDict) -> None:
 
 
 def _check_batch_sizes(config: ml_collections.ConfigDict, dataset: data_lib.Dataset,
-                       devices: int) -> None:
+                       devices: int, processes: int) -> None:
   for key in ('batch_size', 'eval_batch_size'):
     if config[key] % devices:
       raise UserError(f'--config.{key}={config[key]} is not divisible by the {devices} devices '
-                      'that share it. Use a multiple of the device count.')
+                      f'({processes} process(es)) that share it: it is the global batch. Use a '
+                      'multiple of the device count.')
   if config.batch_size > len(dataset.train):
     raise UserError(f'--config.batch_size={config.batch_size} exceeds the {len(dataset.train)} '
                     'training images; not a single batch fits in an epoch.')

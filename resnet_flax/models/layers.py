@@ -35,12 +35,14 @@ def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
                  kernel_init=he_normal, dtype=dtype, name=name, **kwargs)
 
 
-def batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any) -> Callable[..., nn.BatchNorm]:
+def batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any,
+               axis_name: str | None = None) -> Callable[..., nn.BatchNorm]:
   """BatchNorm factory; running statistics live in the `batch_stats` collection.
 
   Defaults follow PyTorch (flax momentum 0.9 == torch momentum 0.1, eps 1e-5).
-  Scale and bias stay float32 whatever the compute dtype.
+  Scale and bias stay float32 whatever the compute dtype. `axis_name` (pmap or
+  shard_map) averages the batch statistics over that axis's devices.
   """
   return functools.partial(nn.BatchNorm, use_running_average=not train,
                            momentum=momentum, epsilon=epsilon, dtype=dtype,
-                           param_dtype=jnp.float32)
+                           param_dtype=jnp.float32, axis_name=axis_name)

@@ -231,12 +231,13 @@ class ResNet(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; params, BN statistics and logits stay float32
   block_options: Any = None  # extra block fields, e.g. {'dropout_rate': 0.3}
   scan_blocks: bool = False
+  bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     if len(self.stage_sizes) != len(self.widths):
       raise ValueError(f'stage_sizes {self.stage_sizes} and widths {self.widths} differ in length')
-    norm = batch_norm(train, self.bn_momentum, self.bn_epsilon, self.dtype)
+    norm = batch_norm(train, self.bn_momentum, self.bn_epsilon, self.dtype, self.bn_axis_name)
     options = dict(self.block_options or {})
     x = jnp.asarray(x, self.dtype)
     x = self.stem_cls(self.stem_width or self.widths[0], norm, self.dtype, name='stem')(x)
