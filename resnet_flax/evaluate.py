@@ -22,6 +22,7 @@ import optax
 from absl import logging
 
 from resnet_flax import data as data_lib
+from resnet_flax import steps
 from resnet_flax.errors import UserError, exit_on_user_error
 from resnet_flax.restore_run import restore_run
 from resnet_flax.train_state import TrainState
@@ -64,7 +65,7 @@ def _check_same_data(dataset: data_lib.Dataset, config: ml_collections.ConfigDic
 def _totals(model: nn.Module, state: TrainState, batches: Iterator[dict[str, np.ndarray]],
             num_classes: int, k: int) -> dict[str, np.ndarray]:
   """Sums over all batches, kept on the device until the end."""
-  variables = {'params': state.params, 'batch_stats': state.batch_stats}
+  variables = steps.eval_variables(state)  # the moving averages when EMA is on
   totals = {'loss': jnp.zeros((), jnp.float32), 'top_k': jnp.zeros((), jnp.int32),
             'confusion': jnp.zeros((num_classes, num_classes), jnp.int32)}
   for batch in batches:

@@ -11,7 +11,6 @@ The trainer keeps one canonical state (replicated over the mesh) for evaluation 
 checkpoints; `DataParallel` converts to and from what the step wants.
 """
 
-import functools
 from typing import Any, Callable
 
 import jax
@@ -89,10 +88,12 @@ class DataParallel:
     self.replicated = NamedSharding(mesh, P())
     self.sharded = NamedSharding(mesh, P(AXIS))
     axis = step_axis_name(cfg)
-    step = functools.partial(step_fn, axis_name=axis)
+    self.key_impl = jax.random.key_impl(jax.random.key(0))
+
+    def step(state, batch, key_data):  # raw key data: pmap cannot take global typed keys
+      rng = jax.random.wrap_key_data(key_data, impl=self.key_impl)
+      return step_fn(state, batch, rng, axis_name=axis)
     if cfg.mode == 'pmap':
-      local = Mesh(np.array(jax.local_devices()), (AXIS,))
-      self.local_sharded = NamedSharding(local, P(AXIS))
       self._step = jax.pmap(step, axis_name=AXIS, donate_argnums=0)
     elif axis:
       # check_vma=False: with it, the gradient of the replicated params would come back
@@ -108,10 +109,7 @@ class DataParallel:
     """The canonical state (replicated over the mesh) in the form the step takes."""
     if self.mode != 'pmap':
       return state
-    n = jax.local_device_count()
-    return jax.tree.map(
-        lambda x: jax.device_put(np.broadcast_to(_local_value(x), (n, *x.shape)),
-                                 self.local_sharded), state)
+    return jax.tree.map(lambda x: self._stack(_local_value(x)), state)
 
   def get_state(self, state: Any) -> Any:
     """The canonical state back from the step's form (every device holds the same values)."""
@@ -124,12 +122,22 @@ class DataParallel:
     value = np.asarray(value)
     return jax.make_array_from_process_local_data(self.replicated, value, value.shape)
 
+  def _stack(self, value: np.ndarray) -> jax.Array:
+    """Under pmap: `value` copied to every device, as one global array with a device axis.
+
+    Global arrays, not host-local ones: pmap would re-wrap host-local inputs in every
+    multi-process step, a transfer that the transfer guard rightly refuses.
+    """
+    n = jax.local_device_count()
+    return jax.make_array_from_process_local_data(self.sharded,
+                                                  np.broadcast_to(value, (n, *value.shape)))
+
   def put_batch(self, batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     """This process's slice of the global batch as the step's input (an explicit transfer)."""
     if self.mode == 'pmap':
       n = jax.local_device_count()
-      return {k: jax.device_put(v.reshape(n, v.shape[0] // n, *v.shape[1:]), self.local_sharded)
-              for k, v in batch.items()}
+      return {k: jax.make_array_from_process_local_data(
+          self.sharded, v.reshape(n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}
     return {k: jax.make_array_from_process_local_data(self.sharded, v) for k, v in batch.items()}
 
   def step(self, state: Any, batch: dict[str, jax.Array],
@@ -139,13 +147,11 @@ class DataParallel:
       return self._step(state, batch, rng)
 
   def put_rng(self, rng: jax.Array) -> jax.Array:
-    """The dropout key where the step wants it (a copy per device under pmap)."""
-    if self.mode != 'pmap':
-      return jax.device_put(rng, self.replicated)
-    n = jax.local_device_count()
+    """The dropout key's data where the step wants it: replicated (a copy per device under pmap)."""
+    if jax.random.key_impl(rng) != self.key_impl:
+      raise ValueError(f'expected a {self.key_impl} key')
     data = np.asarray(jax.random.key_data(rng))
-    stacked = jax.device_put(np.broadcast_to(data, (n, *data.shape)), self.local_sharded)
-    return jax.random.wrap_key_data(stacked, impl=jax.random.key_impl(rng))
+    return self._stack(data) if self.mode == 'pmap' else self.replicate(data)
 
 
 def _local_value(x: jax.Array) -> np.ndarray:
@@ -155,7 +161,14 @@ def _local_value(x: jax.Array) -> np.ndarray:
   return np.asarray(x)
 
 
-def first_copy(value: Any) -> Any:
-  """A metric as one value: pmap returns one (equal, averaged) copy per local device."""
-  value = np.asarray(value)
-  return value.reshape(-1)[0] if value.ndim else value
+def fetch_metrics(metrics: list[dict[str, Any]]) -> list[dict[str, float]]:
+  """Per-step metrics as Python floats (float32 values survive a JSON round trip exactly).
+
+  A pmap step returns one equal (averaged) copy per device; the first local one is read.
+  """
+  def first(x):
+    if isinstance(x, jax.Array) and x.ndim:
+      x = x.addressable_data(0)
+    return x
+  local = jax.device_get(jax.tree.map(first, metrics))
+  return [{k: float(np.asarray(v).reshape(-1)[0]) for k, v in m.items()} for m in local]

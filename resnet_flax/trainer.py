@@ -93,64 +93,65 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     _stop_if_not_finite(pending, int(state.step))  # never checkpoint a diverged state
     ckpt.save(state, {'config': config.to_dict(), 'step': int(state.step),
                       'epoch': int(state.step) / steps_per_epoch, 'seed': config.seed,
-                      'pending': _as_floats(pending), 'data': _data_record(dataset, image_shape)},
+                      'pending': parallel.fetch_metrics(pending), 'data': _data_record(dataset, image_shape)},
               metrics=metrics)
 
   step = int(state.step)
   train_state = runner.put_state(state)  # the step's form of it (stacked per device under pmap)
   final = None  # the metrics of an evaluation at the final step
   timer = _Throughput(config.batch_size)
-  with PreemptionGuard() as guard:
-    for epoch in range(step // steps_per_epoch, config.num_epochs):
-      first = step - epoch * steps_per_epoch
-      batches = data_lib.train_batches(dataset, config.augment, batch_size=config.batch_size,
-                                       seed=config.seed, epoch=epoch, start_step=first,
-                                       image_size=config.data.image_size, **process)
-      bar = tqdm.tqdm(batches, total=steps_per_epoch, initial=first, leave=False,
-                      desc=f'epoch {epoch + 1}/{config.num_epochs}',
-                      disable=None if config.progress_bar and log.enabled else True)
-      for batch in bar:
-        train_state, metrics = runner.step(train_state, runner.put_batch(batch), step_rng)
-        step += 1
-        pending.append(metrics)
-        timer.tick(metrics['loss'])
-        end_of_epoch = step % steps_per_epoch == 0
-        if step % config.log_every_steps == 0 or end_of_epoch:
-          record = _mean(pending) | {'step': step, 'epoch': step / steps_per_epoch,
-                                     'images_per_sec': timer.rate()}
-          _stop_if_not_finite(pending, step)
-          pending = []
-          log.write(record, f'step {step:>6} | train loss {record["loss"]:.4f} '
-                    f'acc {record["accuracy"]:.2%} | lr {record["learning_rate"]:.4g} | '
-                    f'{record["images_per_sec"]:.0f} img/s')
-          bar.set_postfix(loss=f'{record["loss"]:.3f}')
-        last = step == total_steps
-        evaluated = None
-        preempted = guard.requested()
-        eval_now = end_of_epoch and (last or (epoch + 1) % config.eval_every_epochs == 0)
-        save_now = (last or preempted
-                    or (end_of_epoch and (epoch + 1) % config.checkpoint_every_epochs == 0)
-                    or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0))
-        if eval_now or save_now:
-          state = runner.get_state(train_state)
-        if eval_now:
-          evaluated = evaluate(state)
-          final = evaluated if last else None
-          log.write({'step': step, 'epoch': epoch + 1, **evaluated},
-                    f'epoch {epoch + 1:>4} | test loss {evaluated["test_loss"]:.4f} '
-                    f'acc {evaluated["test_accuracy"]:.2%}')
-        if save_now:
-          save(state, evaluated)
-        if preempted:
-          bar.close()
-          ckpt.wait()
-          ckpt.close()
-          log.print(f'Preempted: saved step {step} to {ckpt.directory}; rerun the same command '
-                    'to resume.')
-          return {'preempted': True, 'step': step}
-      bar.close()
-  ckpt.wait()
-  ckpt.close()
+  try:
+    with PreemptionGuard() as guard:
+      for epoch in range(step // steps_per_epoch, config.num_epochs):
+        first = step - epoch * steps_per_epoch
+        batches = data_lib.train_batches(dataset, config.augment, batch_size=config.batch_size,
+                                         seed=config.seed, epoch=epoch, start_step=first,
+                                         image_size=config.data.image_size, **process)
+        bar = tqdm.tqdm(batches, total=steps_per_epoch, initial=first, leave=False,
+                        desc=f'epoch {epoch + 1}/{config.num_epochs}',
+                        disable=None if config.progress_bar and log.enabled else True)
+        for batch in bar:
+          train_state, metrics = runner.step(train_state, runner.put_batch(batch), step_rng)
+          step += 1
+          pending.append(metrics)
+          timer.tick(metrics['loss'])
+          end_of_epoch = step % steps_per_epoch == 0
+          if step % config.log_every_steps == 0 or end_of_epoch:
+            record = _mean(pending) | {'step': step, 'epoch': step / steps_per_epoch,
+                                       'images_per_sec': timer.rate()}
+            _stop_if_not_finite(pending, step)
+            pending = []
+            log.write(record, f'step {step:>6} | train loss {record["loss"]:.4f} '
+                      f'acc {record["accuracy"]:.2%} | lr {record["learning_rate"]:.4g} | '
+                      f'{record["images_per_sec"]:.0f} img/s')
+            bar.set_postfix(loss=f'{record["loss"]:.3f}')
+          last = step == total_steps
+          evaluated = None
+          preempted = guard.requested()
+          eval_now = end_of_epoch and (last or (epoch + 1) % config.eval_every_epochs == 0)
+          save_now = (last or preempted
+                      or (end_of_epoch and (epoch + 1) % config.checkpoint_every_epochs == 0)
+                      or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0))
+          if eval_now or save_now:
+            state = runner.get_state(train_state)
+          if eval_now:
+            evaluated = evaluate(state)
+            final = evaluated if last else None
+            log.write({'step': step, 'epoch': epoch + 1, **evaluated},
+                      f'epoch {epoch + 1:>4} | test loss {evaluated["test_loss"]:.4f} '
+                      f'acc {evaluated["test_accuracy"]:.2%}')
+          if save_now:
+            save(state, evaluated)
+          if preempted:
+            bar.close()
+            ckpt.wait()
+            log.print(f'Preempted: saved step {step} to {ckpt.directory}; rerun the same command '
+                      'to resume.')
+            return {'preempted': True, 'step': step}
+        bar.close()
+    ckpt.wait()
+  finally:
+    ckpt.close()  # lets saves in flight finish: an error keeps the last good checkpoint
 
   state = runner.get_state(train_state)
   final = dict(final or evaluate(state))
@@ -219,22 +220,15 @@ class _Throughput:
     return rate
 
 
-def _as_floats(metrics: list[dict[str, Any]]) -> list[dict[str, float]]:
-  """Per-step metrics as Python floats: float32 values survive the JSON round trip exactly."""
-  return [{k: float(parallel.first_copy(v)) for k, v in m.items()}
-          for m in jax.device_get(metrics)]
-
-
 def _mean(metrics: list[dict[str, Any]]) -> dict[str, float]:
   """Means in float32, whether a value came from the device or from a checkpoint's record."""
-  values = jax.device_get(metrics)
-  return {k: float(np.mean(np.asarray([parallel.first_copy(m[k]) for m in values], np.float32)))
-          for k in values[0]}
+  values = parallel.fetch_metrics(metrics)
+  return {k: float(np.mean(np.asarray([m[k] for m in values], np.float32))) for k in values[0]}
 
 
 def _stop_if_not_finite(pending: list[dict[str, Any]], step: int) -> None:
   """Stops at the first non-finite loss among the steps that end at `step`, naming it."""
-  losses = [float(parallel.first_copy(m['loss'])) for m in jax.device_get(pending)]
+  losses = [m['loss'] for m in parallel.fetch_metrics(pending)]
   bad = [i for i, loss in enumerate(losses) if not np.isfinite(loss)]
   if bad:
     raise UserError(f'The training loss became {losses[bad[0]]} at step '

@@ -26,6 +26,6 @@ def cifar_resnet(depth: int, shortcut: str, num_classes: int) -> ResNet:
                 shortcut_cls={'A': ShortcutA, 'B': ShortcutB}[shortcut])
 
 
-for _depth in (20, 32, 44, 56, 110, 1202):
+for _depth in (8, 20, 32, 44, 56, 110, 1202):  # resnet8 (n=1): the smallest, for quick checks
   registry.register(f'resnet{_depth}', functools.partial(cifar_resnet, _depth, 'A'))
   registry.register(f'resnet{_depth}_b', functools.partial(cifar_resnet, _depth, 'B'))

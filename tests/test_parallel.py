@@ -1,0 +1,226 @@
+"""Scale-out: jit and pmap on 4 fake CPU devices, per-device BN, two processes, the step's options.
+
+The multi-device runs happen in subprocesses (tests/multidevice_worker.py): the device count
+is fixed when jax starts, and this process has one device.
+"""
+
+import functools
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from resnet_flax import build, parallel, steps, train_and_evaluate
+from resnet_flax.checkpointing import Checkpointer
+from resnet_flax.errors import UserError
+from resnet_flax.metrics_log import read_records
+from tests.conftest import small_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_worker(*args: str, devices: int) -> subprocess.Popen:
+  env = dict(os.environ, XLA_FLAGS=f'--xla_force_host_platform_device_count={devices}')
+  return subprocess.Popen([sys.executable, os.path.join(ROOT, 'tests', 'multidevice_worker.py'),
+                           *args], env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def result_of(proc: subprocess.Popen, timeout: float = 600) -> dict:
+  out, _ = proc.communicate(timeout=timeout)
+  lines = [line for line in out.splitlines() if line.startswith('RESULT ')]
+  assert proc.returncode == 0 and lines, out[-3000:]
+  return json.loads(lines[-1][len('RESULT '):])
+
+
+def train_losses(workdir) -> list[float]:
+  return [r['loss'] for r in read_records(os.path.join(workdir, 'metrics.jsonl')) if 'loss' in r]
+
+
+@pytest.fixture(scope='module')
+def one_device_losses(tmp_path_factory):
+  """The reference: the same config on this process's single device."""
+  workdir = tmp_path_factory.mktemp('one_device')
+  assert jax.device_count() == 1
+  train_and_evaluate(small_config(**{'model.name': 'resnet8'}), str(workdir))
+  return train_losses(workdir)
+
+
+def test_jit_and_pmap_on_four_devices_match_one_device(tmp_path, one_device_losses):
+  runs = result_of(run_worker('modes', str(tmp_path), devices=4))
+  assert len(one_device_losses) == 6
+  for mode in ('jit-global', 'pmap-global'):
+    np.testing.assert_allclose(runs[mode]['losses'], one_device_losses, rtol=1e-5, err_msg=mode)
+  # Per-device BN is one computation whichever way it is compiled ...
+  np.testing.assert_allclose(runs['jit-per_device']['losses'], runs['pmap-per_device']['losses'],
+                             rtol=1e-5)
+  np.testing.assert_allclose(runs['jit-per_device']['test_loss'],
+                             runs['pmap-per_device']['test_loss'], rtol=1e-5)
+  # ... and a different one from global BN (8 images per device instead of 32).
+  assert abs(runs['jit-per_device']['losses'][1] - runs['jit-global']['losses'][1]) > 1e-3
+
+
+def test_per_device_bn_step_matches_a_per_shard_reference():
+  diffs = result_of(run_worker('ghost_bn', devices=4))
+  assert diffs['loss'] < 1e-6
+  assert diffs['params'] < 1e-5
+  assert diffs['batch_stats'] < 1e-6  # the running statistics averaged over the 4 devices
+  assert diffs['global_vs_ghost_stats'] > 1e-3  # the reference is not trivially global BN
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+def run_two_processes(workdir, mode: str) -> list[dict]:
+  address = f'127.0.0.1:{free_port()}'
+  procs = [run_worker('process', str(workdir), address, '2', str(i), mode, devices=2)
+           for i in range(2)]
+  return [result_of(p) for p in procs]
+
+
+@pytest.mark.parametrize('mode', ['jit', pytest.param('pmap', marks=pytest.mark.slow)])
+def test_two_processes_match_one_process(tmp_path, one_device_losses, mode):
+  results = run_two_processes(tmp_path, mode)
+  assert [r['process_index'] for r in results] == [0, 1]
+  assert all(r['devices'] == 4 and r['local_devices'] == 2 for r in results)
+  assert results[0]['test_loss'] == results[1]['test_loss']
+  # Process 0 alone logs: every step once, equal to one process on the same global batches.
+  np.testing.assert_allclose(train_losses(tmp_path), one_device_losses, rtol=1e-5)
+  assert json.loads((tmp_path / 'results.json').read_text())['step'] == 6
+  ckpt = Checkpointer(str(tmp_path), keep=1, read_only=True)
+  assert ckpt.steps() == [3, 6]
+  ckpt.close()
+
+
+def test_multi_host_start_after_jax_started_is_a_user_error(make_config):
+  jax.devices()  # this process's backend is up
+  cfg = make_config(**{'parallel.coordinator_address': '127.0.0.1:1',
+                       'parallel.num_processes': 2, 'parallel.process_id': 0})
+  with pytest.raises(UserError, match='coordinator_address'):
+    parallel.initialize_distributed(cfg.parallel)
+
+
+def test_unknown_parallel_settings_are_user_errors(tmp_path, make_config):
+  with pytest.raises(UserError, match="parallel.batch_norm='ghost'"):
+    train_and_evaluate(make_config(**{'parallel.batch_norm': 'ghost'}), str(tmp_path))
+
+
+def tiny_step_setup(**overrides):
+  """A ResNet-8 state on 8x8 inputs and one fixed batch: quick to compile."""
+  config = small_config(**{'optim.schedule': 'constant', 'model.name': 'resnet8', **overrides})
+  model = build.create_model(config.model, 10)
+  state, schedule, rng = build.create_state(config, model, (8, 8, 3), steps_per_epoch=3)
+  data = np.random.default_rng(0)
+  batch = {'image': data.normal(size=(32, 8, 8, 3)).astype(np.float32),
+           'label': data.integers(0, 10, size=32).astype(np.int32)}
+  return config, model, state, schedule, rng, batch
+
+
+def test_transfer_guard_refuses_implicit_copies_in_the_step():
+  config, _, state, schedule, rng, batch = tiny_step_setup()
+  step = functools.partial(steps.train_step, schedule=schedule)
+  runner = parallel.DataParallel(config.parallel, parallel.data_mesh(), step)
+  with pytest.raises(Exception, match='Disallowed host-to-device transfer'):
+    runner.step(state, batch, runner.put_rng(rng))  # a numpy batch: an implicit copy
+  state, metrics = runner.step(state, runner.put_batch(batch), runner.put_rng(rng))
+  assert np.isfinite(parallel.fetch_metrics([metrics])[0]['loss'])
+
+
+def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path,
+                                                                            make_config):
+  cfg = make_config(**{'optim.learning_rate': 1e12, 'optim.schedule': 'constant',
+                       'checkpoint_every_steps': 1, 'log_every_steps': 100,
+                       'model.name': 'resnet8'})
+  with pytest.raises(UserError, match=r'at step \d+') as error:
+    train_and_evaluate(cfg, str(tmp_path))
+  bad_step = int(re.search(r'at step (\d+)', str(error.value)).group(1))
+  assert bad_step >= 2
+  ckpt = Checkpointer(str(tmp_path), keep=3, read_only=True)
+  assert max(ckpt.steps()) == bad_step - 1
+  ckpt.close()
+
+
+def test_ema_follows_its_formula_and_is_what_evaluation_uses():
+  decay = 0.5
+  _, _, state, schedule, rng, batch = tiny_step_setup(**{'optim.ema_decay': decay})
+  step = jax.jit(functools.partial(steps.train_step, schedule=schedule, ema_decay=decay))
+  p0 = state.params
+  state1, _ = step(state, batch, rng)
+  state2, _ = step(state1, batch, rng)
+  expected = jax.tree.map(lambda a, b, c: decay * (decay * a + (1 - decay) * b) + (1 - decay) * c,
+                          p0, state1.params, state2.params)
+  for got, want in zip(jax.tree.leaves(state2.ema['params']), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  stats = jax.tree.map(lambda a, b: decay * a + (1 - decay) * b,
+                       state1.ema['batch_stats'], state2.batch_stats)
+  for got, want in zip(jax.tree.leaves(state2.ema['batch_stats']), jax.tree.leaves(stats)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  assert steps.eval_variables(state2) is state2.ema
+
+
+def test_sam_takes_the_gradient_at_the_ascended_point():
+  rho, lr = 0.05, 0.1
+  overrides = {'optim.sam_rho': rho, 'optim.momentum': 0.0, 'optim.weight_decay': 0.0,
+               'optim.learning_rate': lr}
+  _, model, state, schedule, rng, batch = tiny_step_setup(**overrides)
+  new, _ = jax.jit(functools.partial(steps.train_step, schedule=schedule, sam='global'))(
+      state, batch, rng)
+
+  def loss(params):
+    logits, _ = model.apply({'params': params, 'batch_stats': state.batch_stats},
+                            batch['image'], train=True, mutable=['batch_stats'])
+    return steps.cross_entropy(logits, batch['label']).mean()
+
+  grad = jax.jit(jax.grad(loss))
+  g = grad(state.params)
+  norm = optax.tree.norm(g)
+  g_adv = grad(jax.tree.map(lambda p, d: p + rho * d / norm, state.params, g))
+  want = jax.tree.map(lambda p, d: p - lr * d, state.params, g_adv)
+  for got, expected in zip(jax.tree.leaves(new.params), jax.tree.leaves(want)):
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+  plain = jax.tree.map(lambda p, d: p - lr * d, state.params, g)
+  assert max(float(jnp.max(jnp.abs(a - b))) for a, b in
+             zip(jax.tree.leaves(new.params), jax.tree.leaves(plain))) > 1e-6
+
+
+OPTIMIZER_CONFIGS = [
+    {'optim.optimizer': 'sgd', 'optim.nesterov': True},
+    {'optim.optimizer': 'sgd', 'optim.weight_decay_mode': 'decoupled'},
+    {'optim.optimizer': 'adam', 'optim.learning_rate': 1e-3},
+    {'optim.optimizer': 'adamw', 'optim.weight_decay_mode': 'decoupled',
+     'optim.learning_rate': 1e-3},
+    {'optim.optimizer': 'lars', 'optim.learning_rate': 0.5, 'optim.decay_bn_and_bias': False},
+    {'optim.sam_rho': 0.05, 'optim.clip_grad_norm': 1.0, 'optim.ema_decay': 0.9},
+    {'optim.schedule': 'step', 'optim.milestones': (1, 2), 'optim.milestones_unit': 'steps'},
+    {'optim.schedule': 'exponential', 'optim.warmup_epochs': 0.5},
+    {'optim.schedule': 'cosine', 'optim.warmup_epochs': 0.5, 'optim.lr_scaling': 'linear'},
+    {'optim.schedule': 'onecycle'},
+    {'optim.schedule': 'he2016', 'optim.he_milestones_steps': (2, 3),
+     'optim.he_warmup_steps': 1},
+]
+
+
+@pytest.mark.parametrize('overrides', OPTIMIZER_CONFIGS, ids=lambda o: ','.join(
+    f'{k.split(".")[-1]}={v}' for k, v in o.items()))
+def test_every_optimizer_and_schedule_lowers_the_loss_on_a_fixed_batch(overrides):
+  config, _, state, schedule, rng, batch = tiny_step_setup(
+      **{'optim.schedule': 'cosine', **overrides})
+  step = jax.jit(functools.partial(steps.train_step, schedule=schedule,
+                                   sam=parallel.sam_mode(config),
+                                   ema_decay=config.optim.ema_decay))
+  losses = []
+  for _ in range(4):
+    state, metrics = step(state, batch, rng)
+    losses.append(float(metrics['loss']))
+  assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
