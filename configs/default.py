@@ -32,10 +32,21 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.init_reinit_head = False  # with init_from: fresh head (e.g. another class count)
 
   config.data = ml_collections.ConfigDict()
-  config.data.dataset = 'cifar10'  # a tfds name, 'digits' (offline, sklearn) or 'synthetic'
+  config.data.dataset = 'cifar10'  # a tfds image classification name (cifar10, cifar100, mnist,
+  #   fashion_mnist, svhn_cropped, ...), 'cifar10_files'/'cifar100_files' (the CIFAR python pickles
+  #   in data.cifar_dir), 'digits' (offline, sklearn) or 'synthetic'
   config.data.data_dir = ''  # TFDS data dir; '' means $TFDS_DATA_DIR or ~/tensorflow_datasets
   config.data.download = True  # download and prepare a missing tfds dataset (fails fast offline)
+  config.data.train_split = 'train'  # tfds split to train on ('train[:90%]', 'train+extra' work)
+  config.data.test_split = 'test'  # tfds split evaluated as the test set
+  config.data.cifar_dir = ''  # *_files: the CIFAR python tarball's extracted folder, or its parent
+  config.data.cifar100_labels = 'fine'  # CIFAR-100: 'fine' (100 classes) or 'coarse' (20 classes)
+  config.data.validation_size = 0  # training images held out as a fixed stratified validation split
+  #   (5000: He et al.'s 45k/5k); its seed is fixed, not config.seed; 0 = none
   config.data.image_size = 0  # resize (bilinear) to this height == width; 0 keeps the native size
+  config.data.grayscale_to_rgb = False  # tile 1-channel images to 3 channels (e.g. for RGB weights)
+  config.data.normalization = 'per_channel'  # 'per_channel': (x - mean) / std per channel;
+  #   'per_pixel_mean': subtract the training images' mean image (He et al.), then / per-channel std
   config.data.synthetic = ml_collections.ConfigDict()  # only for dataset='synthetic'
   config.data.synthetic.num_train = 1024  # training images
   config.data.synthetic.num_test = 256  # test images
@@ -46,8 +57,17 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.synthetic.seed = 0  # the synthetic dataset itself (not the training order)
 
   config.augment = ml_collections.ConfigDict()  # training images only
-  config.augment.crop_padding = 4  # zero-pad by this many pixels, then crop back at random; 0 disables
+  config.augment.crop_padding = 4  # pad by this many pixels, then crop back at random; 0 disables
+  config.augment.crop_mode = 'zero'  # the crop's padding: 'zero' or 'reflect' (mirrored, as in WRN)
   config.augment.flip = True  # random horizontal flip
+  config.augment.cutout = 0  # side in pixels of a square zeroed after normalisation (the mean
+  #   colour), centred anywhere and clipped at the border (DeVries & Taylor: 16); 0 = off
+  config.augment.cutout_per_batch = False  # one cutout square position per batch (the SAM code)
+  config.augment.mixup_alpha = 0.0  # mixup: lam * x + (1 - lam) * (a permuted batch's x), lam ~
+  #   Beta(alpha, alpha) per batch; batches gain soft 'target's; 0 = off
+  config.augment.cutmix_alpha = 0.0  # cutmix: paste a box of area ~(1 - lam) from a permuted batch,
+  #   lam ~ Beta(alpha, alpha) per batch, then lam = the area kept; 0 = off
+  config.augment.mix_switch_prob = 0.5  # with both alphas > 0: the share of batches using cutmix
 
   config.batch_size = 128  # global batch, split evenly over all devices
   config.eval_batch_size = 500  # the last batch is padded and masked: every test image counts once

@@ -9,7 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from resnet_flax import data as data_lib
-from resnet_flax.data import sources
+from resnet_flax.data import sources, tfds_source
 from resnet_flax.errors import UserError
 
 
@@ -17,13 +17,13 @@ def aug(crop_padding=4, flip=True):
   return ml_collections.ConfigDict({'crop_padding': crop_padding, 'flip': flip})
 
 
-def write_prepared_metadata(data_dir, name, num_examples):
+def write_prepared_metadata(data_dir, name, num_examples, splits=('train', 'test')):
   """Writes the metadata of a prepared tfds dataset (no records): mock_data supplies the records."""
   builder = tfds.builder(name, data_dir=str(data_dir))
   builder.data_path.mkdir(parents=True)
   builder.info.set_splits(tfds.core.SplitDict([
       tfds.core.SplitInfo(name=split, shard_lengths=[num_examples], num_bytes=0)
-      for split in ('train', 'test')]))
+      for split in splits]))
   builder.info.write_to_directory(builder.data_path)
 
 
@@ -73,11 +73,11 @@ def test_probe_reports_an_unreachable_host():
   with socket.socket() as s:  # a loopback port that nobody listens on
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
-  assert sources.probe_host('127.0.0.1', port, timeout=2)
+  assert tfds_source.probe_host('127.0.0.1', port, timeout=2)
   with socket.socket() as server:
     server.bind(('127.0.0.1', 0))
     server.listen()
-    assert sources.probe_host('127.0.0.1', server.getsockname()[1], timeout=2) is None
+    assert tfds_source.probe_host('127.0.0.1', server.getsockname()[1], timeout=2) is None
 
 
 def test_synthetic_labels_are_learnable(make_config):

@@ -1,6 +1,8 @@
-"""Data: sources (tfds, digits, synthetic) and tf.data pipelines."""
+"""Data: sources (tfds, CIFAR pickles, digits, synthetic) and tf.data pipelines."""
 
-from resnet_flax.data.pipeline import eval_batches, input_shape, steps_per_epoch, train_batches
-from resnet_flax.data.sources import Dataset, Split, load_dataset
+from resnet_flax.data.dataset import Dataset, Split, check_image_shape, input_shape
+from resnet_flax.data.pipeline import eval_batches, steps_per_epoch, train_batches
+from resnet_flax.data.sources import load_dataset
 
-__all__ = ['Dataset', 'Split', 'eval_batches', 'input_shape', 'load_dataset', 'steps_per_epoch', 'train_batches']
+__all__ = ['Dataset', 'Split', 'check_image_shape', 'eval_batches', 'input_shape', 'load_dataset',
+           'steps_per_epoch', 'train_batches']
