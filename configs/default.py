@@ -129,4 +129,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_keep_best = 1  # ... plus this many best by checkpoint_best_metric (0: off)
   config.checkpoint_best_metric = 'test_accuracy'  # higher is better
   config.progress_bar = True  # a per-epoch bar on interactive terminals
+  config.tensorboard = True  # event files in workdir/tensorboard (`tensorboard --logdir runs/`)
+  config.write_plots = True  # PNG curves (loss, accuracy, lr) in workdir/plots/ at the end
+  config.profile_steps = 0  # trace this many steps (from the 2nd) to workdir/profile (0: off)
   return config

@@ -1,4 +1,4 @@
-"""Metrics to stdout and to workdir/metrics.jsonl (one JSON object per line), process 0 only."""
+"""Metrics to stdout, workdir/metrics.jsonl (one JSON object per line) and TensorBoard; process 0 only."""
 
 import json
 import os
@@ -7,20 +7,33 @@ from typing import Any
 import jax
 import tqdm
 
+from resnet_flax.tensorboard import TensorBoardWriter
+
 
 class MetricsLog:
 
-  def __init__(self, workdir: str):
+  def __init__(self, workdir: str, tensorboard: bool = False):
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self.enabled = jax.process_index() == 0
+    self.tensorboard = TensorBoardWriter(workdir) if tensorboard and self.enabled else None
 
   def write(self, record: dict[str, Any], line: str) -> None:
-    """Appends `record` to metrics.jsonl and prints `line` (above any progress bar)."""
+    """Appends `record` to metrics.jsonl (and TensorBoard) and prints `line` above any bar."""
     if not self.enabled:
       return
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
+    if self.tensorboard:
+      self.tensorboard.record(record)
     tqdm.tqdm.write(line)
+
+  def close(self, config: Any = None, final: dict[str, Any] | None = None) -> None:
+    """Ends the TensorBoard file, with the run's config and final metrics for the HParams tab."""
+    if self.tensorboard:
+      if config is not None:
+        self.tensorboard.hparams(config, final)
+      self.tensorboard.close()
+      self.tensorboard = None
 
   def print(self, line: str) -> None:
     """Prints `line` on process 0 only (above any progress bar)."""

@@ -75,8 +75,9 @@ def check_paths(paths: list[str]) -> None:
                       f'({", ".join(IMAGE_SUFFIXES)}) or .npy arrays of pixels.')
 
 
-def normalise(images: np.ndarray, mean: list[float], std: list[float]) -> np.ndarray:
-  """Pixels in [0, 255] to the model's input, computed exactly as the training pipeline does."""
+def normalise(images: np.ndarray, mean: list[Any], std: list[float]) -> np.ndarray:
+  """Pixels in [0, 255] to the model's input, exactly as the training pipeline computes it; `mean`
+  is per channel (C,) or a per-pixel mean image (H, W, C)."""
   mean255 = np.asarray(mean, np.float32) * np.float32(255)
   std255 = np.asarray(std, np.float32) * np.float32(255)
   return (images.astype(np.float32) - mean255) / std255

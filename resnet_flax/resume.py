@@ -11,7 +11,8 @@ from resnet_flax.errors import UserError
 # been computed so far (longer training, logging, where the data lives, checkpoint policy).
 MAY_CHANGE = ('num_epochs', 'log_every_steps', 'eval_every_epochs', 'checkpoint_every_epochs',
               'checkpoint_every_steps', 'checkpoint_keep', 'checkpoint_keep_best',
-              'progress_bar', 'data.data_dir', 'data.download', 'eval_batch_size',
+              'progress_bar', 'tensorboard', 'write_plots', 'profile_steps',
+              'data.data_dir', 'data.download', 'data.cifar_dir', 'eval_batch_size',
               'model.init_from', 'model.init_reinit_head',
               # how the same computation is laid out over devices and hosts
               'parallel.mode', 'parallel.transfer_guard', 'parallel.distributed',

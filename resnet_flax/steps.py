@@ -78,7 +78,10 @@ def eval_variables(state: TrainState) -> dict[str, Any]:
 def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
   """Eval-mode sums over the real (mask == 1) examples; divide by 'count' after summing batches."""
   logits = state.apply_fn(eval_variables(state), batch['image'], train=False)
-  mask = batch['mask']
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
-  correct = (jnp.argmax(logits, -1) == batch['label']).astype(jnp.float32)
-  return {'loss': jnp.sum(loss * mask), 'correct': jnp.sum(correct * mask), 'count': jnp.sum(mask)}
+  mask, labels = batch['mask'], batch['label']
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
+  _, top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))
+  correct_top5 = jnp.any(top5 == labels[:, None], axis=-1).astype(jnp.float32)
+  return {'loss': jnp.sum(loss * mask), 'correct': jnp.sum(correct * mask),
+          'correct_top5': jnp.sum(correct_top5 * mask), 'count': jnp.sum(mask)}

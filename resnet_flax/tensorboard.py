@@ -43,11 +43,15 @@ class TensorBoardWriter:
 
   def record(self, record: Mapping[str, Any]) -> None:
     """A metrics.jsonl record: training ones as train/loss, train/accuracy, train/learning_rate,
-    train/images_per_sec; evaluations as test/loss, test/accuracy."""
-    if 'test_loss' in record:
-      self.scalars(record['step'], {k.removeprefix('test_'): v for k, v in record.items()}, 'test')
-    else:
+    train/images_per_sec; evaluations as test/loss, test/accuracy, test/top5_accuracy and
+    (with a validation split) val/loss, val/accuracy, val/top5_accuracy."""
+    if 'test_loss' not in record:
       self.scalars(record['step'], record, 'train')
+      return
+    for split in ('test', 'val'):
+      values = {k.removeprefix(f'{split}_'): v for k, v in record.items()
+                if k.startswith(f'{split}_')}
+      self.scalars(record['step'], values, split)
 
   def hparams(self, config: ml_collections.ConfigDict | Mapping[str, Any],
               metrics: Mapping[str, Any] | None = None, step: int | None = None) -> None:

@@ -1,7 +1,6 @@
 """`train_and_evaluate(config, workdir)`: the library seam that train.py and the tests call."""
 
 import functools
-import json
 import os
 import shutil
 import time
@@ -15,13 +14,14 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import build, models, optim, parallel, resume, steps
+from resnet_flax import build, models, optim, parallel, plot, report, resume, steps
 from resnet_flax import data as data_lib
 from resnet_flax.checkpointing import Checkpointer, checkpoint_bytes
 from resnet_flax.errors import UserError
 from resnet_flax.metrics_log import MetricsLog
 from resnet_flax.models import from_pytorch, scan_layout
 from resnet_flax.preemption import PreemptionGuard
+from resnet_flax.profiling import StepProfiler
 from resnet_flax.train_state import TrainState, with_ema
 
 
@@ -30,6 +30,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   A SIGTERM/SIGINT saves a checkpoint and returns early with {'preempted': True, ...}.
   """
+  started = time.perf_counter()
   _check_intervals(config)
   parallel.check_config(config.parallel)
   parallel.initialize_distributed(config.parallel)
@@ -42,15 +43,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   model = build.create_model(config.model, dataset.num_classes,
                              bn_axis_name=parallel.bn_axis_name(config.parallel))
   image_shape = data_lib.input_shape(dataset, config.data.image_size)
+  data_lib.check_image_shape(image_shape)
   steps_per_epoch = data_lib.steps_per_epoch(len(dataset.train), config.batch_size)
   total_steps = config.num_epochs * steps_per_epoch
   state, schedule, dropout_rng = build.create_state(config, model, image_shape, steps_per_epoch)
   state = jax.device_put(state, replicated)
   _check_disk_space(workdir, state, config.checkpoint_keep + config.checkpoint_keep_best)
 
-  log = MetricsLog(workdir)
+  log = MetricsLog(workdir, tensorboard=config.tensorboard)
   ckpt = Checkpointer(workdir, keep=config.checkpoint_keep, keep_best=config.checkpoint_keep_best,
-                      best_metric=_best_metric(config))
+                      best_metric=_best_metric(config, dataset))
   restored = ckpt.restore_latest_readable(
       state, check=lambda meta: resume.check_same_run(meta['config'], config, ckpt.directory))
   pending: list[dict[str, Any]] = []  # per-step training metrics not yet logged
@@ -80,14 +82,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   process = {'process_index': jax.process_index(), 'process_count': jax.process_count()}
 
   def evaluate(state: TrainState) -> dict[str, float]:
-    totals = None
-    for batch in data_lib.eval_batches(dataset, dataset.test, config.eval_batch_size,
-                                       config.data.image_size, **process):
-      out = p_eval_step(state, jax.tree.map(to_device, batch))
-      totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
-    totals = jax.device_get(totals)
-    return {'test_loss': float(totals['loss'] / totals['count']),
-            'test_accuracy': float(totals['correct'] / totals['count'])}
+    """Test metrics, and validation metrics ('val_*') when the dataset has that split."""
+    splits = {'test': dataset.test, 'val': dataset.validation}
+    metrics = {}
+    for prefix, split in splits.items():
+      if split is None:
+        continue
+      totals = None
+      for batch in data_lib.eval_batches(dataset, split, config.eval_batch_size,
+                                         config.data.image_size, **process):
+        out = p_eval_step(state, jax.tree.map(to_device, batch))
+        totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+      totals = jax.device_get(totals)
+      metrics |= {f'{prefix}_loss': float(totals['loss'] / totals['count']),
+                  f'{prefix}_accuracy': float(totals['correct'] / totals['count']),
+                  f'{prefix}_top5_accuracy': float(totals['correct_top5'] / totals['count'])}
+    return metrics
 
   def save(state: TrainState, metrics: dict[str, float] | None) -> None:
     _stop_if_not_finite(pending, int(state.step))  # never checkpoint a diverged state
@@ -100,6 +110,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   train_state = runner.put_state(state)  # the step's form of it (stacked per device under pmap)
   final = None  # the metrics of an evaluation at the final step
   timer = _Throughput(config.batch_size)
+  profiler = StepProfiler(workdir, config.profile_steps)
   try:
     with PreemptionGuard() as guard:
       for epoch in range(step // steps_per_epoch, config.num_epochs):
@@ -111,7 +122,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                         desc=f'epoch {epoch + 1}/{config.num_epochs}',
                         disable=None if config.progress_bar and log.enabled else True)
         for batch in bar:
+          profiler.before_step()
           train_state, metrics = runner.step(train_state, runner.put_batch(batch), step_rng)
+          profiler.after_step(metrics['loss'])
           step += 1
           pending.append(metrics)
           timer.tick(metrics['loss'])
@@ -137,9 +150,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           if eval_now:
             evaluated = evaluate(state)
             final = evaluated if last else None
+            val = (f' | val loss {evaluated["val_loss"]:.4f} acc {evaluated["val_accuracy"]:.2%}'
+                   if 'val_loss' in evaluated else '')
             log.write({'step': step, 'epoch': epoch + 1, **evaluated},
                       f'epoch {epoch + 1:>4} | test loss {evaluated["test_loss"]:.4f} '
-                      f'acc {evaluated["test_accuracy"]:.2%}')
+                      f'acc {evaluated["test_accuracy"]:.2%}{val}')
           if save_now:
             save(state, evaluated)
           if preempted:
@@ -151,6 +166,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         bar.close()
     ckpt.wait()
   finally:
+    profiler.stop()
     ckpt.close()  # lets saves in flight finish: an error keeps the last good checkpoint
 
   state = runner.get_state(train_state)
@@ -159,18 +175,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   if train_records:
     final |= {'train_loss': train_records[-1]['loss'], 'train_accuracy': train_records[-1]['accuracy']}
   final |= {'step': int(state.step), 'num_params': int(num_params)}
+  log.close(config, final)
   if log.enabled:
-    _write_json_atomic(os.path.join(workdir, 'results.json'), final)
-  log.print('Final: ' + ', '.join(f'{k} {v:.4f}' if isinstance(v, float) else f'{k} {v}'
-                                  for k, v in final.items()))
+    log.print(f'Finished {config.model.name} on {dataset.name}, step {final["step"]:,}:\n'
+              + report.summary_table(log.read(), final, time.perf_counter() - started))
+    if config.write_plots:
+      log.print(f'Curves: {", ".join(plot.write_run_plots(workdir))}')
+    report.write_results(workdir, final)
   return final
-
-
-def _write_json_atomic(path: str, obj: dict[str, Any]) -> None:
-  """Written last: its presence marks a finished run (sweeps skip such trials)."""
-  with open(path + '.tmp', 'w') as f:
-    json.dump(obj, f, indent=1)
-  os.replace(path + '.tmp', path)
 
 
 def _init_from_pytorch(state: TrainState, model: nn.Module,
@@ -189,9 +201,14 @@ def _init_from_pytorch(state: TrainState, model: nn.Module,
 
 
 def _data_record(dataset: data_lib.Dataset, image_shape: tuple[int, ...]) -> dict[str, Any]:
-  """What evaluation and prediction need to know of the data without loading it."""
+  """What evaluation and prediction need to know of the data without loading it.
+
+  'mean' is per channel, or the per-pixel mean image at the input size (He et al.'s
+  normalisation): prediction subtracts whichever it finds.
+  """
   return {'name': dataset.name, 'image_shape': list(image_shape),
-          'num_classes': dataset.num_classes, 'mean': list(dataset.mean),
+          'num_classes': dataset.num_classes,
+          'mean': data_lib.normalization_mean(dataset, image_shape).tolist(),
           'std': list(dataset.std), 'label_names': list(dataset.label_names)}
 
 
@@ -238,10 +255,13 @@ def _stop_if_not_finite(pending: list[dict[str, Any]], step: int) -> None:
                     'he_warmup_steps for the he2016 schedule) in a new --workdir.')
 
 
-def _best_metric(config: ml_collections.ConfigDict) -> str:
-  if config.checkpoint_best_metric not in ('test_accuracy', 'test_loss'):
+def _best_metric(config: ml_collections.ConfigDict, dataset: data_lib.Dataset) -> str:
+  valid = ['test_accuracy', 'test_loss'] + (['val_accuracy', 'val_loss'] if dataset.validation
+                                            else [])
+  if config.checkpoint_best_metric not in valid:
     raise UserError(f'--config.checkpoint_best_metric={config.checkpoint_best_metric!r}: use '
-                    "'test_accuracy' (kept when highest) or 'test_loss' (kept when lowest).")
+                    f'one of {", ".join(map(repr, valid))} (accuracies are kept when highest, '
+                    'losses when lowest; the val_ ones need --config.data.validation_size).')
   return config.checkpoint_best_metric
 
 

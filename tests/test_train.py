@@ -6,11 +6,14 @@ import shutil
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from resnet_flax import train_and_evaluate
+from resnet_flax.restore_run import restore_run
 from tests.test_data import write_prepared_metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,13 +65,38 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, make_config):
   assert train_and_evaluate(config, str(tmp_path / 'cut')) == full
 
 
-def test_digits_clearly_learns(tmp_path):
+def test_digits_clearly_learns_in_bfloat16_with_float32_state(tmp_path):
+  """bf16 mixed precision: compute in bfloat16; params, BN statistics and the loss in float32.
+
+  (float32 digits training is the slow test below; every other test trains in float32.)
+  """
   from configs import digits
   config = digits.get_config()
   config.num_epochs = 4
   config.progress_bar = False
+  config.model.dtype = 'bfloat16'
   result = train_and_evaluate(config, str(tmp_path))
   assert result['test_accuracy'] > 0.8  # chance is 0.1
+  assert np.isfinite(result['train_loss'])
+  _, model, state, _ = restore_run(str(tmp_path))
+  assert model.dtype == jnp.bfloat16
+  dtypes = {x.dtype for x in jax.tree.leaves((state.params, state.batch_stats))}
+  assert dtypes == {jnp.dtype('float32')}
+
+
+def test_validation_split_is_evaluated_and_can_choose_the_best_checkpoint(tmp_path, make_config):
+  config = make_config(**{'data.validation_size': 16, 'checkpoint_best_metric': 'val_accuracy',
+                          'model.name': 'resnet8'})
+  result = train_and_evaluate(config, str(tmp_path))
+  evals = [r for r in read_metrics(tmp_path) if 'test_loss' in r]
+  assert len(evals) == 2 and all('val_accuracy' in r and 'val_top5_accuracy' in r for r in evals)
+  assert 'val_loss' in result
+  assert result['step'] == 2 * ((96 - 16) // 32)  # the held-out images are not trained on
+
+
+def test_profile_steps_writes_a_trace(tmp_path, make_config):
+  train_and_evaluate(make_config(**{'profile_steps': 2, 'model.name': 'resnet8'}), str(tmp_path))
+  assert list((tmp_path / 'profile').rglob('*.xplane.pb'))
 
 
 @pytest.mark.slow
@@ -108,14 +136,19 @@ def test_cli_trains_and_overrides_apply(tmp_path):
                    '--config.num_epochs=1', '--config.batch_size=32', '--config.eval_batch_size=64',
                    '--config.optim.label_smoothing=0.1')
   assert proc.returncode == 0, proc.stderr
-  assert 'Final: test_loss' in proc.stdout
+  assert 'final test accuracy' in proc.stdout and 'training throughput' in proc.stdout
   steps = [r['step'] for r in read_metrics(tmp_path) if 'loss' in r]
   assert steps[-1] == 1024 // 32
+  # The end of a run: curves, TensorBoard events and results.json.
+  for name in ('loss', 'accuracy', 'lr'):
+    assert (tmp_path / 'plots' / f'{name}.png').read_bytes().startswith(b'\x89PNG\r\n\x1a\n')
+  assert list((tmp_path / 'tensorboard').glob('events.out.tfevents.*'))
+  results = json.loads((tmp_path / 'results.json').read_text())
+  assert results['step'] == steps[-1] and 0 <= results['test_top5_accuracy'] <= 1
 
 
 def test_init_from_a_pytorch_checkpoint(tmp_path, make_config):
   """`--config.model.init_from=x.th` starts from those weights (lr 0 keeps them for the check)."""
-  import jax
   from resnet_flax.checkpointing import Checkpointer
   from resnet_flax.models import from_pytorch
   from tests.test_pytorch_checkpoint import akamaster_state_dict, state_dict, write_checkpoint

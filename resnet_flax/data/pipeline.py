@@ -15,7 +15,8 @@ from resnet_flax.data import augment
 from resnet_flax.data.dataset import Dataset, Split, input_shape
 from resnet_flax.data.tf_cpu import tensorflow
 
-__all__ = ['Batch', 'eval_batches', 'input_shape', 'steps_per_epoch', 'train_batches']
+__all__ = ['Batch', 'eval_batches', 'input_shape', 'normalization_mean', 'steps_per_epoch',
+           'train_batches']
 
 Batch = dict[str, np.ndarray]
 
@@ -137,15 +138,21 @@ def _preprocessor(ds: Dataset, image_size: int):
   return prepare
 
 
+def normalization_mean(ds: Dataset, shape: tuple[int, int, int]) -> np.ndarray:
+  """The mean that inputs of `shape` lose, in [0, 1] units: per channel (C,), or the
+  per-pixel mean image resized to `shape` (H, W, C) (bilinear resizing is linear, so the
+  resized mean is the mean of the resized images)."""
+  if ds.pixel_mean is None:
+    return np.asarray(ds.mean, np.float32)
+  if ds.pixel_mean.shape[:2] == shape[:2]:
+    return np.asarray(ds.pixel_mean, np.float32)
+  return tensorflow().image.resize(ds.pixel_mean.astype(np.float32), shape[:2]).numpy()
+
+
 def _normalizer(ds: Dataset, shape: tuple[int, int, int]):
   """(x - mean) / std in 0..255 units: per-channel mean, or the per-pixel mean at `shape`."""
   tf = tensorflow()
-  if ds.pixel_mean is None:
-    mean = tf.constant(ds.mean, tf.float32) * 255.0
-  else:  # bilinear resizing is linear: the resized mean is the mean of the resized images
-    mean = tf.constant(ds.pixel_mean, tf.float32) * 255.0
-    if ds.pixel_mean.shape[:2] != shape[:2]:
-      mean = tf.image.resize(mean, shape[:2])
+  mean = tf.constant(normalization_mean(ds, shape), tf.float32) * 255.0
   std = tf.constant(ds.std, tf.float32) * 255.0
 
   def normalize(images):
