@@ -15,7 +15,9 @@ class MetricsLog:
   def __init__(self, workdir: str, tensorboard: bool = False):
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self.enabled = jax.process_index() == 0
-    self.tensorboard = TensorBoardWriter(workdir) if tensorboard and self.enabled else None
+    self.workdir = workdir
+    self.tensorboard_on = tensorboard and self.enabled
+    self.tensorboard = None  # created at the first record: a run refused at start writes nothing
 
   def write(self, record: dict[str, Any], line: str) -> None:
     """Appends `record` to metrics.jsonl (and TensorBoard) and prints `line` above any bar."""
@@ -23,7 +25,8 @@ class MetricsLog:
       return
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
-    if self.tensorboard:
+    if self.tensorboard_on:
+      self.tensorboard = self.tensorboard or TensorBoardWriter(self.workdir)
       self.tensorboard.record(record)
     tqdm.tqdm.write(line)
 

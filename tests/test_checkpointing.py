@@ -189,7 +189,7 @@ def test_device_count_changes(tmp_path):
   on_four = [r for r in metrics(tmp_path) if 'test_loss' in r][-1]
   code, out, err = run(tmp_path, '--config.num_epochs=1', constant)  # finished: evaluates
   assert code == 0 and '1 cpu device(s)' in out and 'Resumed from' in out, err
-  on_one = float(out.split('Final: test_loss ')[1].split(',')[0])
+  on_one = json.loads((tmp_path / 'results.json').read_text())['test_loss']
   assert on_one == pytest.approx(on_four['test_loss'], abs=1e-4)
   two = {'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
   code, out, err = run(tmp_path, '--config.num_epochs=2', constant, env=two)

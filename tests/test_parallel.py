@@ -194,6 +194,9 @@ def test_sam_takes_the_gradient_at_the_ascended_point():
              zip(jax.tree.leaves(new.params), jax.tree.leaves(plain))) > 1e-6
 
 
+# Each is a fresh compilation; the schedules' lr curves are checked against their formulas in
+# test_optim, so running them through the step is in the slow suite.
+_slow = pytest.mark.slow
 OPTIMIZER_CONFIGS = [
     {'optim.optimizer': 'sgd', 'optim.nesterov': True},
     {'optim.optimizer': 'sgd', 'optim.weight_decay_mode': 'decoupled'},
@@ -202,17 +205,22 @@ OPTIMIZER_CONFIGS = [
      'optim.learning_rate': 1e-3},
     {'optim.optimizer': 'lars', 'optim.learning_rate': 0.5, 'optim.decay_bn_and_bias': False},
     {'optim.sam_rho': 0.05, 'optim.clip_grad_norm': 1.0, 'optim.ema_decay': 0.9},
-    {'optim.schedule': 'step', 'optim.milestones': (1, 2), 'optim.milestones_unit': 'steps'},
-    {'optim.schedule': 'exponential', 'optim.warmup_epochs': 0.5},
-    {'optim.schedule': 'cosine', 'optim.warmup_epochs': 0.5, 'optim.lr_scaling': 'linear'},
-    {'optim.schedule': 'onecycle'},
-    {'optim.schedule': 'he2016', 'optim.he_milestones_steps': (2, 3),
-     'optim.he_warmup_steps': 1},
+    pytest.param({'optim.schedule': 'step', 'optim.milestones': (1, 2),
+                  'optim.milestones_unit': 'steps'}, marks=_slow),
+    pytest.param({'optim.schedule': 'exponential', 'optim.warmup_epochs': 0.5}, marks=_slow),
+    pytest.param({'optim.schedule': 'cosine', 'optim.warmup_epochs': 0.5,
+                  'optim.lr_scaling': 'linear'}, marks=_slow),
+    pytest.param({'optim.schedule': 'onecycle'}, marks=_slow),
+    pytest.param({'optim.schedule': 'he2016', 'optim.he_milestones_steps': (2, 3),
+                  'optim.he_warmup_steps': 1}, marks=_slow),
 ]
 
 
-@pytest.mark.parametrize('overrides', OPTIMIZER_CONFIGS, ids=lambda o: ','.join(
-    f'{k.split(".")[-1]}={v}' for k, v in o.items()))
+def _name(overrides: dict) -> str:
+  return ','.join(f'{k.split(".")[-1]}={v}' for k, v in overrides.items())
+
+
+@pytest.mark.parametrize('overrides', OPTIMIZER_CONFIGS, ids=_name)
 def test_every_optimizer_and_schedule_lowers_the_loss_on_a_fixed_batch(overrides):
   config, _, state, schedule, rng, batch = tiny_step_setup(
       **{'optim.schedule': 'cosine', **overrides})

@@ -339,7 +339,7 @@ def test_four_trial_sweep_end_to_end_and_rerun_skips_them(tmp_path):
   check_tables(workdir, 4)
   names = [t['name'] for t in json.loads(read(os.path.join(workdir, 'trials.json')))['trials']]
   logs = {n: read(os.path.join(workdir, n, 'log.txt')) for n in names}
-  assert all(log.count('start:') == 1 and 'Final: test_loss' in log for log in logs.values())
+  assert all(log.count('start:') == 1 and 'final test accuracy' in log for log in logs.values())
 
   started = time.time()
   proc = run_sweep(tiny_sweep(tmp_path), '--workdir', workdir, '--parallel', '2')
