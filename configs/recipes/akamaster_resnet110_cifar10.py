@@ -1,0 +1,29 @@
+"""akamaster's ResNet-110 on CIFAR-10: the 200-epoch recipe with one warm-up epoch at lr 0.01.
+
+  python train.py --config configs/recipes/akamaster_resnet110_cifar10.py --workdir runs/akamaster_resnet110_cifar10
+
+Source: github.com/akamaster/pytorch_resnet_cifar10 (trainer.py, --arch resnet110): for resnet110
+and resnet1202 the lr is 0.01 for the first epoch, standing in for He et al.'s 400-iteration
+warm-up, then 0.1, divided by 10 at epochs 100 and 150.
+
+Target: 6.32% test error (93.68% accuracy), akamaster's README (He et al.'s paper: 6.43%;
+../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10 cannot be downloaded
+on the development machines). The reference gives no GPU time.
+
+Schedule: 390 steps per epoch (50,000 // 128); lr 0.01 for steps 0-389, 0.1 from step 390, 0.01
+from 39,000 (epoch 100), 0.001 from 58,500 (epoch 150), to 78,000 (200 epochs). The 'he2016'
+schedule expresses this in steps: its milestones are absolute steps, so they assume batch 128.
+
+Differs from the source: as in configs/recipes/akamaster_resnet20_cifar10.py.
+"""
+
+from configs.recipes import akamaster_resnet20_cifar10
+
+
+def get_config():
+  config = akamaster_resnet20_cifar10.get_config()
+  config.model.name = 'resnet110'
+  config.optim.schedule = 'he2016'  # a constant lr / 10 warm-up, which 'step' cannot express
+  config.optim.he_warmup_steps = 390  # akamaster's first epoch at lr 0.01
+  config.optim.he_milestones_steps = (39000, 58500)  # epochs 100 and 150 of 390 steps
+  return config

@@ -1,0 +1,20 @@
+"""akamaster's ResNet-44 on CIFAR-10: ResNet-20's 200-epoch recipe with a deeper net.
+
+  python train.py --config configs/recipes/akamaster_resnet44_cifar10.py --workdir runs/akamaster_resnet44_cifar10
+
+Source: github.com/akamaster/pytorch_resnet_cifar10 (trainer.py, --arch resnet44).
+
+Target: 6.90% test error (93.10% accuracy), akamaster's README (He et al.'s paper: 7.17%;
+../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10 cannot be downloaded
+on the development machines). The reference gives no GPU time.
+
+Schedule and the differences from the source: as in configs/recipes/akamaster_resnet20_cifar10.py.
+"""
+
+from configs.recipes import akamaster_resnet20_cifar10
+
+
+def get_config():
+  config = akamaster_resnet20_cifar10.get_config()
+  config.model.name = 'resnet44'
+  return config

@@ -1,0 +1,22 @@
+"""He et al. (2016b) pre-activation ResNet-1001 (bottleneck) on CIFAR-100.
+
+  python train.py --config configs/recipes/preact_resnet1001_cifar100.py --workdir runs/preact_resnet1001_cifar100
+
+Source: He et al., "Identity Mappings in Deep Residual Networks" (ECCV 2016): the CIFAR-10 recipe
+unchanged (configs/recipes/preact_resnet1001_cifar10.py).
+
+Target: 22.71% test error (77.29% accuracy) (He et al. 2016b; the WRN README lists the same
+figure; ../shared/reference/cifar_results.md). Not measured with this code (CIFAR-100 cannot be
+downloaded on the development machines). The reference gives no GPU time.
+
+Schedule and the differences from the source: as in configs/recipes/preact_resnet164_cifar10.py;
+the inputs are normalised with the CIFAR-100 mean/std.
+"""
+
+from configs.recipes import preact_resnet1001_cifar10
+
+
+def get_config():
+  config = preact_resnet1001_cifar10.get_config()
+  config.data.dataset = 'cifar100'  # the 100 fine labels
+  return config
