@@ -45,6 +45,9 @@ def get_config() -> ml_collections.ConfigDict:
   #   (5000: He et al.'s 45k/5k); its seed is fixed, not config.seed; 0 = none
   config.data.image_size = 0  # resize (bilinear) to this height == width; 0 keeps the native size
   config.data.grayscale_to_rgb = False  # tile 1-channel images to 3 channels (e.g. for RGB weights)
+  config.data.mean = ()  # per-channel mean in [0, 1] units, e.g. ImageNet's (0.485, 0.456, 0.406);
+  #   () = the dataset's (published constants for CIFAR, else computed from the training images)
+  config.data.std = ()  # per-channel std likewise, e.g. (0.229, 0.224, 0.225); () = the dataset's
   config.data.normalization = 'per_channel'  # 'per_channel': (x - mean) / std per channel;
   #   'per_pixel_mean': subtract the training images' mean image (He et al.), then / per-channel std
   config.data.synthetic = ml_collections.ConfigDict()  # only for dataset='synthetic'

@@ -141,3 +141,13 @@ def test_eval_counts_every_example_exactly_once(digits, batch_size):
   labels = np.concatenate([b['label'] for b in batches])
   assert mask.sum() == 360
   np.testing.assert_array_equal(labels[mask == 1], digits.test.labels)
+
+
+def test_normalisation_constants_can_be_set_and_are_checked(make_config):
+  from resnet_flax.data import load_dataset
+  from resnet_flax.errors import UserError
+  imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+  ds = load_dataset(make_config(**{'data.mean': imagenet[0], 'data.std': imagenet[1]}))
+  assert (ds.mean, ds.std) == imagenet
+  with pytest.raises(UserError, match='one value per input channel'):
+    load_dataset(make_config(**{'data.mean': (0.5,), 'data.std': (0.2,)}))

@@ -13,8 +13,7 @@ on the development machines). The reference gives no GPU time.
 Schedule: 200 epochs of 50,000 // 128 = 390 steps (78,000 steps); lr 0.01 from step 39,000 and
 0.001 from step 58,500.
 
-Differs from the source: inputs are normalised with the CIFAR-10 mean/std, not the ImageNet
-mean/std akamaster used (no config field selects those constants); an epoch drops the last 80
+Differs from the source: an epoch drops the last 80
 images (PyTorch's loader ran a 391st batch of 80); akamaster's trainer evaluates on the test set
 every epoch and keeps the best, so its figures may be best-epoch rather than final accuracies.
 """
@@ -26,4 +25,6 @@ def get_config():
   config = default.get_config()
   config.num_epochs = 200  # akamaster's --epochs default
   config.optim.milestones = (100, 150)  # MultiStepLR(milestones=[100, 150]), in epochs
+  config.data.mean = (0.485, 0.456, 0.406)  # trainer.py normalises with ImageNet's constants
+  config.data.std = (0.229, 0.224, 0.225)
   return config

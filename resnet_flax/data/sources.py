@@ -37,7 +37,8 @@ CIFAR100_LABELS = ('fine', 'coarse')
 # values give the behaviour those runs had.
 _DEFAULTS = {'data_dir': '', 'download': True, 'image_size': 0, 'cifar_dir': '',
              'cifar100_labels': 'fine', 'train_split': 'train', 'test_split': 'test',
-             'validation_size': 0, 'grayscale_to_rgb': False, 'normalization': 'per_channel'}
+             'validation_size': 0, 'grayscale_to_rgb': False, 'normalization': 'per_channel',
+             'mean': (), 'std': ()}
 
 
 def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
@@ -50,6 +51,7 @@ def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
   if opts['validation_size']:
     train, validation = carve_validation(loaded.train, opts['validation_size'])
   mean, std = NORMALIZATION.get(name) or _channel_stats(train)
+  mean, std = opts['mean'] or mean, opts['std'] or std
   pixel_mean = None
   if opts['normalization'] == 'per_pixel_mean':  # never from validation or test images
     pixel_mean = (train.images.mean(0, dtype=np.float64) / 255.0).astype(np.float32)
@@ -57,6 +59,7 @@ def load_dataset(config: ml_collections.ConfigDict) -> Dataset:
                loaded.label_names, validation, pixel_mean, bool(opts['grayscale_to_rgb']))
   shape = input_shape(ds, opts['image_size'])
   check_image_shape(shape)
+  _check_stats(mean, std, shape[-1])
   if 'augment' in config:
     augment.Augment.from_config(config.augment).check(shape)
   return ds
@@ -79,6 +82,13 @@ def _check_options(name: str, opts: dict) -> None:
   if name in ('digits', 'synthetic') and opts['cifar100_labels'] != 'fine':
     raise UserError(f"--config.data.cifar100_labels='coarse' applies to CIFAR-100 only, not "
                     f"{name}. Set it back to 'fine'.")
+
+
+def _check_stats(mean: tuple[float, ...], std: tuple[float, ...], channels: int) -> None:
+  if len(mean) != channels or len(std) != channels or min(std) <= 0:
+    raise UserError(f'--config.data.mean={tuple(mean)} and --config.data.std={tuple(std)} must '
+                    f'each give one value per input channel ({channels}), in [0, 1] units, with '
+                    'positive stds; leave them empty, (), for the dataset\'s own statistics.')
 
 
 def _load(name: str, data: ml_collections.ConfigDict, opts: dict) -> Loaded:
