@@ -50,6 +50,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.std = ()  # per-channel std likewise, e.g. (0.229, 0.224, 0.225); () = the dataset's
   config.data.normalization = 'per_channel'  # 'per_channel': (x - mean) / std per channel;
   #   'per_pixel_mean': subtract the training images' mean image (He et al.), then / per-channel std
+  config.data.on_device = 'auto'  # 'on': the uint8 training set lives on every device and each
+  #   batch is shuffled and augmented inside the compiled step (no per-step host copy); 'off':
+  #   the tf.data pipeline; 'auto': on when it takes at most a quarter of the free device memory
+  #   (host RAM for CPU devices). The two draw different (equally distributed) orders.
   config.data.synthetic = ml_collections.ConfigDict()  # only for dataset='synthetic'
   config.data.synthetic.num_train = 1024  # training images
   config.data.synthetic.num_test = 256  # test images
@@ -74,7 +78,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.batch_size = 128  # global batch, split evenly over all devices
   config.eval_batch_size = 500  # the last batch is padded and masked: every test image counts once
-  config.num_epochs = 164  # training length; an epoch is len(train) // batch_size steps
+  config.num_epochs = 164  # training length; an epoch is len(train) // batch_size steps ...
+  config.num_steps = 0  # ... or this many steps when > 0 (He et al.: 64000) ...
+  config.num_examples = 0  # ... or this many training examples (rounded up to whole steps)
 
   config.optim = ml_collections.ConfigDict()
   config.optim.optimizer = 'sgd'  # 'sgd' (with momentum), 'adam', 'adamw' or 'lars'
@@ -125,7 +131,8 @@ def get_config() -> ml_collections.ConfigDict:
   #   host<->device copies are errors ('allow', 'log', 'disallow')
 
   config.log_every_steps = 100  # training metrics are averaged over this many steps (and epoch ends)
-  config.eval_every_epochs = 1  # test-set evaluation interval (always after the last epoch)
+  config.eval_every_epochs = 1  # test-set evaluation interval (always after the last step) ...
+  config.eval_every_steps = 0  # ... and every this many steps too (0: off)
   config.checkpoint_every_epochs = 1  # checkpoint interval (always after the last epoch) ...
   config.checkpoint_every_steps = 0  # ... and every this many steps too (0: off)
   config.checkpoint_keep = 3  # newest checkpoints kept ...

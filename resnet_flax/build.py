@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from resnet_flax import models, optim, parallel
+from resnet_flax import durations, models, optim, parallel
 from resnet_flax.train_state import TrainState, create_train_state
 
 
@@ -25,7 +25,7 @@ def create_state(config: ml_collections.ConfigDict, model: nn.Module,
                  image_shape: tuple[int, int, int], steps_per_epoch: int,
                  ) -> tuple[TrainState, optax.Schedule, jax.Array]:
   """(initial state, learning-rate schedule, dropout key), all derived from `config.seed`."""
-  total_steps = config.num_epochs * steps_per_epoch
+  total_steps = durations.total_steps(config, steps_per_epoch)
   schedule = optim.create_schedule(config.optim, steps_per_epoch, total_steps, config.batch_size)
   tx = optim.create_optimizer(config.optim, schedule, parallel.step_axis_name(config.parallel))
   init_rng, dropout_rng = jax.random.split(jax.random.key(config.seed))

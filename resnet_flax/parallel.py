@@ -81,8 +81,13 @@ def data_mesh() -> Mesh:
 class DataParallel:
   """A compiled train step and the conversions its mode needs."""
 
-  def __init__(self, cfg: ml_collections.ConfigDict, mesh: Mesh, step_fn: Callable[..., Any]):
-    """`step_fn(state, batch, rng, axis_name=...)` is steps.train_step with its options bound."""
+  def __init__(self, cfg: ml_collections.ConfigDict, mesh: Mesh, step_fn: Callable[..., Any],
+               batch_sharded: bool = True):
+    """`step_fn(state, batch, rng, axis_name=...)` is steps.train_step with its options bound.
+
+    `batch_sharded=False`: the step's second input is replicated (data on the device, see
+    data.on_device.feeding), not a batch split over the devices.
+    """
     check_config(cfg)
     self.mode, self.guard = cfg.mode, cfg.transfer_guard
     self.replicated = NamedSharding(mesh, P())
@@ -99,7 +104,8 @@ class DataParallel:
       # check_vma=False: with it, the gradient of the replicated params would come back
       # already summed over devices (the transpose of the implicit pvary); the step averages
       # explicitly, exactly as under pmap.
-      self._step = jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), P(AXIS), P()),
+      batch_spec = P(AXIS) if batch_sharded else P()
+      self._step = jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), batch_spec, P()),
                                          out_specs=(P(), P()), check_vma=False),
                            donate_argnums=0)
     else:
@@ -140,7 +146,13 @@ class DataParallel:
           self.sharded, v.reshape(n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}
     return {k: jax.make_array_from_process_local_data(self.sharded, v) for k, v in batch.items()}
 
-  def step(self, state: Any, batch: dict[str, jax.Array],
+  def put_data(self, data: Any) -> Any:
+    """Replicated on-device data (placed with `self.replicated`) in the step's form."""
+    if self.mode != 'pmap':
+      return data
+    return jax.tree.map(lambda x: self._stack(_local_value(x)), data)
+
+  def step(self, state: Any, batch: Any,
            rng: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
     """One step; implicit host<->device copies inside it are errors (transfer_guard)."""
     with jax.transfer_guard(self.guard):

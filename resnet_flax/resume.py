@@ -9,7 +9,8 @@ from resnet_flax.errors import UserError
 
 # Fields that may change between a run and its resumption: they do not change what has
 # been computed so far (longer training, logging, where the data lives, checkpoint policy).
-MAY_CHANGE = ('num_epochs', 'log_every_steps', 'eval_every_epochs', 'checkpoint_every_epochs',
+MAY_CHANGE = ('num_epochs', 'num_steps', 'num_examples', 'log_every_steps', 'eval_every_epochs',
+              'eval_every_steps', 'checkpoint_every_epochs',
               'checkpoint_every_steps', 'checkpoint_keep', 'checkpoint_keep_best',
               'progress_bar', 'tensorboard', 'write_plots', 'profile_steps',
               'data.data_dir', 'data.download', 'data.cifar_dir', 'eval_batch_size',
@@ -28,10 +29,13 @@ def config_differences(saved: dict[str, Any], current: ml_collections.ConfigDict
   old = traverse_util.flatten_dict(saved, sep='.')
   new = traverse_util.flatten_dict(current.to_dict(), sep='.')
   diffs = []
-  if (current.optim.schedule in LENGTH_DEPENDENT_SCHEDULES
-      and old.get('num_epochs') != new['num_epochs']):
-    diffs.append(f'num_epochs: {old.get("num_epochs")!r} -> {new["num_epochs"]!r} (the '
-                 f'{current.optim.schedule} schedule spans the whole run, so it cannot be extended)')
+  length = ('num_epochs', 'num_steps', 'num_examples')
+  if current.optim.schedule in LENGTH_DEPENDENT_SCHEDULES:
+    for key in length:
+      if old.get(key, 0) != new.get(key, 0):
+        diffs.append(f'{key}: {old.get(key, 0)!r} -> {new.get(key, 0)!r} (the '
+                     f'{current.optim.schedule} schedule spans the whole run, so it cannot be '
+                     'extended)')
   for key in sorted(set(old) | set(new)):
     if key in MAY_CHANGE or any(key.startswith(k + '.') for k in MAY_CHANGE):
       continue

@@ -1,6 +1,7 @@
 """`train_and_evaluate(config, workdir)`: the library seam that train.py and the tests call."""
 
 import functools
+import itertools
 import os
 import shutil
 import time
@@ -14,8 +15,9 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import build, models, optim, parallel, plot, report, resume, steps
+from resnet_flax import build, durations, models, optim, parallel, plot, report, resume, steps
 from resnet_flax import data as data_lib
+from resnet_flax.data import augment, on_device
 from resnet_flax.checkpointing import Checkpointer, checkpoint_bytes
 from resnet_flax.errors import UserError
 from resnet_flax.metrics_log import MetricsLog
@@ -38,6 +40,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   dataset = data_lib.load_dataset(config)
   mesh = parallel.data_mesh()
   _check_batch_sizes(config, dataset, jax.device_count(), jax.process_count())
+  data_on_device = on_device.wanted(config.data.get('on_device', 'off'), dataset, jax.devices())
   replicated = NamedSharding(mesh, P())
 
   model = build.create_model(config.model, dataset.num_classes,
@@ -45,7 +48,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   image_shape = data_lib.input_shape(dataset, config.data.image_size)
   data_lib.check_image_shape(image_shape)
   steps_per_epoch = data_lib.steps_per_epoch(len(dataset.train), config.batch_size)
-  total_steps = config.num_epochs * steps_per_epoch
+  when = durations.resolve(config, steps_per_epoch)
+  total_steps = when.total_steps
   state, schedule, dropout_rng = build.create_state(config, model, image_shape, steps_per_epoch)
   state = jax.device_put(state, replicated)
   _check_disk_space(workdir, state, config.checkpoint_keep + config.checkpoint_keep_best)
@@ -69,14 +73,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
       f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
       f'{len(dataset.test):,} test images, input {"x".join(map(str, image_shape))}):'))
   log.print(f'{jax.process_count()} process(es), {jax.device_count()} {jax.default_backend()} '
-            f'device(s), {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm; '
-            f'{total_steps:,} steps of {config.batch_size} ({config.batch_size // jax.device_count()}'
-            f' per device), peak lr {optim.peak_learning_rate(config.optim, config.batch_size):g}.')
+            f'device(s), {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm, '
+            f'training data {"on the device" if data_on_device else "from tf.data"}; '
+            f'{total_steps:,} steps of {config.batch_size} '
+            f'({config.batch_size // jax.device_count()} per device), peak lr {optim.peak_learning_rate(config.optim, config.batch_size):g}.')
 
-  runner = parallel.DataParallel(config.parallel, mesh, functools.partial(
+  step_fn = functools.partial(
       steps.train_step, schedule=schedule, label_smoothing=config.optim.label_smoothing,
-      sam=parallel.sam_mode(config), ema_decay=config.optim.ema_decay))
+      sam=parallel.sam_mode(config), ema_decay=config.optim.ema_decay)
+  if data_on_device:
+    step_fn = on_device.feeding(
+        step_fn, augment.Augment.from_config(config.augment), seed=config.seed,
+        batch_size=config.batch_size, steps_per_epoch=steps_per_epoch,
+        num_shards=jax.device_count(), sharding=NamedSharding(mesh, P(parallel.AXIS)))
+  runner = parallel.DataParallel(config.parallel, mesh, step_fn, batch_sharded=not data_on_device)
   p_eval_step = jax.jit(steps.eval_step)
+  device_data = (runner.put_data(on_device.put_on_device(dataset, runner.replicated,
+                                                         config.data.image_size))
+                 if data_on_device else None)
   step_rng = runner.put_rng(dropout_rng)
   to_device = functools.partial(jax.make_array_from_process_local_data, runner.sharded)
   process = {'process_index': jax.process_index(), 'process_count': jax.process_count()}
@@ -103,7 +117,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     _stop_if_not_finite(pending, int(state.step))  # never checkpoint a diverged state
     ckpt.save(state, {'config': config.to_dict(), 'step': int(state.step),
                       'epoch': int(state.step) / steps_per_epoch, 'seed': config.seed,
-                      'pending': parallel.fetch_metrics(pending), 'data': _data_record(dataset, image_shape)},
+                      'pending': parallel.fetch_metrics(pending),
+                      'data': _data_record(dataset, image_shape)},
               metrics=metrics)
 
   step = int(state.step)
@@ -113,23 +128,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   profiler = StepProfiler(workdir, config.profile_steps)
   try:
     with PreemptionGuard() as guard:
-      for epoch in range(step // steps_per_epoch, config.num_epochs):
+      for epoch in range(step // steps_per_epoch, when.num_epochs):
         first = step - epoch * steps_per_epoch
-        batches = data_lib.train_batches(dataset, config.augment, batch_size=config.batch_size,
-                                         seed=config.seed, epoch=epoch, start_step=first,
-                                         image_size=config.data.image_size, **process)
+        batches = (itertools.repeat(device_data, steps_per_epoch - first) if data_on_device else
+                   data_lib.train_batches(dataset, config.augment, batch_size=config.batch_size,
+                                          seed=config.seed, epoch=epoch, start_step=first,
+                                          image_size=config.data.image_size, **process))
         bar = tqdm.tqdm(batches, total=steps_per_epoch, initial=first, leave=False,
-                        desc=f'epoch {epoch + 1}/{config.num_epochs}',
+                        desc=f'epoch {epoch + 1}/{when.num_epochs}',
                         disable=None if config.progress_bar and log.enabled else True)
         for batch in bar:
           profiler.before_step()
-          train_state, metrics = runner.step(train_state, runner.put_batch(batch), step_rng)
+          inputs = batch if data_on_device else runner.put_batch(batch)
+          train_state, metrics = runner.step(train_state, inputs, step_rng)
           profiler.after_step(metrics['loss'])
           step += 1
           pending.append(metrics)
           timer.tick(metrics['loss'])
-          end_of_epoch = step % steps_per_epoch == 0
-          if step % config.log_every_steps == 0 or end_of_epoch:
+          if when.log_now(step):
             record = _mean(pending) | {'step': step, 'epoch': step / steps_per_epoch,
                                        'images_per_sec': timer.rate()}
             _stop_if_not_finite(pending, step)
@@ -141,10 +157,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           last = step == total_steps
           evaluated = None
           preempted = guard.requested()
-          eval_now = end_of_epoch and (last or (epoch + 1) % config.eval_every_epochs == 0)
-          save_now = (last or preempted
-                      or (end_of_epoch and (epoch + 1) % config.checkpoint_every_epochs == 0)
-                      or (config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0))
+          eval_now = when.eval_now(step)
+          save_now = preempted or when.checkpoint_now(step)
           if eval_now or save_now:
             state = runner.get_state(train_state)
           if eval_now:
@@ -152,8 +166,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             final = evaluated if last else None
             val = (f' | val loss {evaluated["val_loss"]:.4f} acc {evaluated["val_accuracy"]:.2%}'
                    if 'val_loss' in evaluated else '')
-            log.write({'step': step, 'epoch': epoch + 1, **evaluated},
-                      f'epoch {epoch + 1:>4} | test loss {evaluated["test_loss"]:.4f} '
+            log.write({'step': step, 'epoch': step / steps_per_epoch, **evaluated},
+                      f'step {step:>6} (epoch {step / steps_per_epoch:.4g}) | '
+                      f'test loss {evaluated["test_loss"]:.4f} '
                       f'acc {evaluated["test_accuracy"]:.2%}{val}')
           if save_now:
             save(state, evaluated)
@@ -163,6 +178,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             log.print(f'Preempted: saved step {step} to {ckpt.directory}; rerun the same command '
                       'to resume.')
             return {'preempted': True, 'step': step}
+          if last:
+            break
         bar.close()
     ckpt.wait()
   finally:
@@ -173,7 +190,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   final = dict(final or evaluate(state))
   train_records = [r for r in log.read() if 'loss' in r]
   if train_records:
-    final |= {'train_loss': train_records[-1]['loss'], 'train_accuracy': train_records[-1]['accuracy']}
+    final |= {'train_loss': train_records[-1]['loss'],
+              'train_accuracy': train_records[-1]['accuracy']}
   final |= {'step': int(state.step), 'num_params': int(num_params)}
   log.close(config, final)
   if log.enabled:
@@ -288,14 +306,13 @@ def _check_disk_space(workdir: str, state: TrainState, copies: int) -> None:
 
 
 def _check_intervals(config: ml_collections.ConfigDict) -> None:
-  for key in ('log_every_steps', 'eval_every_epochs', 'checkpoint_every_epochs',
-              'checkpoint_keep', 'num_epochs'):
-    if config[key] < 1:
-      raise UserError(f'--config.{key}={config[key]} must be at least 1 (a large value makes it '
-                      'rare; checkpoint_every_steps=0 and checkpoint_keep_best=0 mean off).')
-  for key in ('checkpoint_every_steps', 'checkpoint_keep_best'):
-    if config[key] < 0:
-      raise UserError(f'--config.{key}={config[key]} must be 0 (off) or more.')
+  """The checkpoint policy; durations.resolve checks the lengths and intervals."""
+  if config.checkpoint_keep < 1:
+    raise UserError(f'--config.checkpoint_keep={config.checkpoint_keep} must be at least 1 '
+                    '(checkpoint_keep_best=0 turns the best-checkpoint copies off).')
+  if config.checkpoint_keep_best < 0:
+    raise UserError(f'--config.checkpoint_keep_best={config.checkpoint_keep_best} must be 0 '
+                    '(off) or more.')
 
 
 def _check_batch_sizes(config: ml_collections.ConfigDict, dataset: data_lib.Dataset,

@@ -4,7 +4,7 @@
       every (parallel.mode, parallel.batch_norm) pair: per-step losses and the final test loss
   python tests/multidevice_worker.py ghost_bn
       one per-device-BN step vs a per-shard reference computed device by device
-  python tests/multidevice_worker.py process WORKDIR ADDRESS NUM_PROCESSES PROCESS_ID MODE
+  python tests/multidevice_worker.py process WORKDIR ADDRESS NUM_PROCESSES PROCESS_ID MODE ON_DEVICE
       one process of a multi-process run (jax.distributed on 127.0.0.1)
 """
 
@@ -81,10 +81,12 @@ def ghost_bn() -> dict:
           'global_vs_ghost_stats': diff(global_stats, mean([s for (_, s), _ in per_shard]))}
 
 
-def process(workdir: str, address: str, num_processes: str, process_id: str, mode: str) -> dict:
+def process(workdir: str, address: str, num_processes: str, process_id: str, mode: str,
+            on_device: str) -> dict:
   config = small_config(**FAST, **{'parallel.coordinator_address': address,
-                           'parallel.num_processes': int(num_processes),
-                           'parallel.process_id': int(process_id), 'parallel.mode': mode})
+                                   'parallel.num_processes': int(num_processes),
+                                   'parallel.process_id': int(process_id), 'parallel.mode': mode,
+                                   'data.on_device': on_device})
   result = train_and_evaluate(config, workdir)
   return {'process_index': jax.process_index(), 'devices': jax.device_count(),
           'local_devices': jax.local_device_count(), 'test_loss': result['test_loss']}

@@ -45,13 +45,17 @@ def train_losses(workdir) -> list[float]:
   return [r['loss'] for r in read_records(os.path.join(workdir, 'metrics.jsonl')) if 'loss' in r]
 
 
+def one_device_run(workdir, on_device: str) -> list[float]:
+  """The reference: the same config on this process's single device."""
+  assert jax.device_count() == 1
+  train_and_evaluate(small_config(**{'model.name': 'resnet8', 'data.on_device': on_device}),
+                     str(workdir))
+  return train_losses(workdir)
+
+
 @pytest.fixture(scope='module')
 def one_device_losses(tmp_path_factory):
-  """The reference: the same config on this process's single device."""
-  workdir = tmp_path_factory.mktemp('one_device')
-  assert jax.device_count() == 1
-  train_and_evaluate(small_config(**{'model.name': 'resnet8'}), str(workdir))
-  return train_losses(workdir)
+  return one_device_run(tmp_path_factory.mktemp('one_device'), 'auto')
 
 
 def test_jit_and_pmap_on_four_devices_match_one_device(tmp_path, one_device_losses):
@@ -64,7 +68,8 @@ def test_jit_and_pmap_on_four_devices_match_one_device(tmp_path, one_device_loss
                              rtol=1e-5)
   np.testing.assert_allclose(runs['jit-per_device']['test_loss'],
                              runs['pmap-per_device']['test_loss'], rtol=1e-5)
-  # ... and a different one from global BN (8 images per device instead of 32).
+  # ... and a different one from global BN (8 images per device instead of 32). (Every run here
+  # builds its batches on the device: 'auto' places this small set.)
   assert abs(runs['jit-per_device']['losses'][1] - runs['jit-global']['losses'][1]) > 1e-3
 
 
@@ -82,16 +87,21 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def run_two_processes(workdir, mode: str) -> list[dict]:
+def run_two_processes(workdir, mode: str, on_device: str) -> list[dict]:
   address = f'127.0.0.1:{free_port()}'
-  procs = [run_worker('process', str(workdir), address, '2', str(i), mode, devices=2)
+  procs = [run_worker('process', str(workdir), address, '2', str(i), mode, on_device, devices=2)
            for i in range(2)]
   return [result_of(p) for p in procs]
 
 
-@pytest.mark.parametrize('mode', ['jit', pytest.param('pmap', marks=pytest.mark.slow)])
-def test_two_processes_match_one_process(tmp_path, one_device_losses, mode):
-  results = run_two_processes(tmp_path, mode)
+@pytest.mark.parametrize('mode, on_device', [
+    ('jit', 'off'),  # each process's tf.data pipeline yields its slice of every global batch
+    pytest.param('pmap', 'on', marks=pytest.mark.slow),  # each device builds its own slice
+])
+def test_two_processes_match_one_process(tmp_path_factory, mode, on_device):
+  tmp_path = tmp_path_factory.mktemp('two_processes')
+  one_device_losses = one_device_run(tmp_path_factory.mktemp('one_device'), on_device)
+  results = run_two_processes(tmp_path, mode, on_device)
   assert [r['process_index'] for r in results] == [0, 1]
   assert all(r['devices'] == 4 and r['local_devices'] == 2 for r in results)
   assert results[0]['test_loss'] == results[1]['test_loss']

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ml_collections import config_flags
 
-from resnet_flax import build, optim, train_and_evaluate
+from resnet_flax import build, durations, optim, train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(
@@ -123,11 +123,11 @@ def test_schedule_gives_the_documented_learning_rates(path):
   config = load(path)
   train, _, _ = shape_of(config)
   steps_per_epoch = train // config.batch_size
-  schedule = optim.create_schedule(config.optim, steps_per_epoch,
-                                   config.num_epochs * steps_per_epoch, config.batch_size)
+  total = durations.total_steps(config, steps_per_epoch)
+  schedule = optim.create_schedule(config.optim, steps_per_epoch, total, config.batch_size)
   assert name_of(path) in DOCUMENTED_LR, f'{path}: add the learning rates its docstring documents'
   points = DOCUMENTED_LR[name_of(path)]
-  assert points[-1][0] <= config.num_epochs * steps_per_epoch
+  assert points[-1][0] <= total
   np.testing.assert_allclose([float(schedule(s)) for s, _ in points], [lr for _, lr in points],
                              rtol=1e-4, atol=1e-9)
 
@@ -145,7 +145,7 @@ def test_recipe_trains_a_step_on_synthetic_data(name, tmp_path):
   _, classes, _ = shape_of(config)
   config.data.dataset = 'synthetic'
   config.data.synthetic.update(image_size=16, num_classes=classes, num_train=8, num_test=8)
-  config.update(batch_size=8, eval_batch_size=8, num_epochs=1, eval_every_epochs=1,
+  config.update(batch_size=8, eval_batch_size=8, num_epochs=1, num_steps=0, eval_every_epochs=1,
                 checkpoint_every_epochs=1, progress_bar=False)
   result = train_and_evaluate(config, str(tmp_path))
   assert result['step'] == 1 and np.isfinite(result['test_loss'])

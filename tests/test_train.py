@@ -84,10 +84,12 @@ def test_digits_clearly_learns_in_bfloat16_with_float32_state(tmp_path):
   assert dtypes == {jnp.dtype('float32')}
 
 
-def test_validation_split_is_evaluated_and_can_choose_the_best_checkpoint(tmp_path, make_config):
+def test_validation_split_is_evaluated_and_can_choose_the_best_checkpoint(tmp_path, make_config,
+                                                                           capsys):
   config = make_config(**{'data.validation_size': 16, 'checkpoint_best_metric': 'val_accuracy',
                           'model.name': 'resnet8'})
   result = train_and_evaluate(config, str(tmp_path))
+  assert 'training data on the device' in capsys.readouterr().out  # 'auto' places a small set
   evals = [r for r in read_metrics(tmp_path) if 'test_loss' in r]
   assert len(evals) == 2 and all('val_accuracy' in r and 'val_top5_accuracy' in r for r in evals)
   assert 'val_loss' in result

@@ -12,7 +12,7 @@ measured with this code (CIFAR-10 cannot be downloaded on the development machin
 reference gives no GPU time.
 
 Schedule: lr 0.01 for steps 0-399, 0.1 from step 400, 0.01 from 32,000, 0.001 from 48,000, to
-63,960 (164 epochs of 390 steps; see configs/recipes/he2016_resnet20_cifar10.py).
+64,000 (see configs/recipes/he2016_resnet20_cifar10.py).
 
 Differs from the paper: the warm-up is a fixed 400 steps, not "until the training error is below
 80%"; and as in configs/recipes/he2016_resnet20_cifar10.py.

@@ -11,10 +11,10 @@ Target: 8.75% test error (91.25% accuracy), the paper's Table 6; akamaster's 200
 reaches 8.27% (../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10
 cannot be downloaded on the development machines). The reference gives no GPU time.
 
-Iterations to epochs: an epoch is 50,000 // 128 = 390 steps (the 80 images left over are dropped,
-and reshuffled into the next epoch). 64,000 iterations are 164.1 epochs; 164 epochs are 63,960
-steps, 40 short of 64k, all at the final lr 0.001. The lr drops at exactly 32,000 and 48,000 steps
-(epochs 82.05 and 123.08), where configs/default.py rounds them to epochs 82 and 123.
+Length: exactly the paper's 64,000 iterations (`num_steps`; an epoch is 50,000 // 128 = 390 steps,
+the 80 images left over dropped and reshuffled into the next epoch, so 164.1 epochs). The lr drops
+at exactly 32,000 and 48,000 steps (epochs 82.05 and 123.08), where configs/default.py rounds them
+to epochs 82 and 123.
 
 Differs from the paper: BatchNorm statistics are taken over the whole batch of 128 (the paper
 split it over two GPUs, 64 each; `--config.parallel.batch_norm=per_device` on two devices does
@@ -29,5 +29,5 @@ def get_config():
   config.data.normalization = 'per_pixel_mean'  # the paper subtracts the per-pixel mean image
   config.optim.schedule = 'he2016'  # lr / 10 at exactly 32k and 48k iterations (the default
   #   he_milestones_steps), not at epoch boundaries
-  config.num_epochs = 164  # 63,960 steps of 128: the paper's 64k iterations, see above
+  config.num_steps = 64_000  # the paper's 64k iterations of 128 images
   return config

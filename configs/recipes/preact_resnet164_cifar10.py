@@ -11,8 +11,8 @@ Target: 5.46% test error (94.54% accuracy) (He et al. 2016b; the WRN README list
 with mean/std normalisation; ../shared/reference/cifar_results.md). Not measured with this code
 (CIFAR-10 cannot be downloaded on the development machines). The reference gives no GPU time.
 
-Schedule: lr 0.01 for steps 0-399, 0.1 from 400, 0.01 from 32,000, 0.001 from 48,000, to 63,960
-(164 epochs of 50,000 // 128 = 390 steps: the paper's 64k iterations, 40 steps short).
+Schedule: lr 0.01 for steps 0-399, 0.1 from 400, 0.01 from 32,000, 0.001 from 48,000, to 64,000
+(the paper's 64k iterations of 128: 164.1 epochs of 50,000 // 128 = 390 steps).
 
 Differs from the source: per-channel mean/std normalisation (the authors' Torch code,
 KaimingHe/resnet-1k-layers on fb.resnet.torch, does this; the paper does not say); BatchNorm over
@@ -28,4 +28,5 @@ def get_config():
   config.model.name = 'preact_resnet164'
   config.optim.schedule = 'he2016'  # lr / 10 at exactly 32k and 48k iterations (the defaults)
   config.optim.he_warmup_steps = 400  # "0.01 at the beginning 400 iterations", then 0.1
+  config.num_steps = 64_000  # the paper's 64k iterations
   return config

@@ -1,0 +1,215 @@
+"""Data on the device: what each augmentation does to the pixels, that preprocessing equals the
+host pipeline's, that the order is a pure function of (key, step), and that shards make up the
+global batch.
+
+Every toy example's label is its index, so a batch says which examples it holds.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import SingleDeviceSharding
+
+from resnet_flax import data as data_lib
+from resnet_flax.data import on_device
+from resnet_flax.data.augment import Augment
+from resnet_flax.data.dataset import Dataset, Split
+
+BATCH, N, SIZE = 16, 52, 12
+STEPS = N // BATCH  # 3 steps, 48 of the 52 examples per epoch
+
+
+def toy(n=N, size=SIZE, channels=3, **fields):
+  """Random images; mean 0.5 makes no normalised pixel exactly 0, so zeros are cutout's."""
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (n, size, size, channels), dtype=np.uint8)
+  labels = np.arange(n, dtype=np.int32)
+  return Dataset('toy', Split(images, labels), Split(images[:5], labels[:5]), n,
+                 (0.5,) * channels, (0.25,) * channels, tuple(map(str, range(n))), **fields)
+
+
+@pytest.fixture(scope='module')
+def ds():
+  return toy()
+
+
+@pytest.fixture(scope='module')
+def data(ds):
+  return place(ds)
+
+
+def place(ds, image_size=0):
+  return on_device.put_on_device(ds, SingleDeviceSharding(jax.devices()[0]), image_size)
+
+
+@functools.cache
+def compiled(opts, count=1):
+  return jax.jit(lambda data, key, step, index: on_device.train_batch(
+      data, opts, key, step, batch_size=BATCH, steps_per_epoch=STEPS, shard=(index, count)))
+
+
+PLAIN = Augment()
+
+
+def batch(data, opts=PLAIN, step=0, seed=0, index=0, count=1):
+  out = compiled(opts, count)(data, jax.random.key(seed), jnp.int32(step), jnp.int32(index))
+  return jax.tree.map(np.asarray, out)
+
+
+def unnormalize(images):
+  return np.rint(images * 0.25 * 255 + 0.5 * 255).astype(np.int64)
+
+
+@pytest.mark.parametrize('mode', ['zero', 'reflect'])
+def test_crop_is_a_shift_of_the_padded_image(ds, data, mode):
+  out = batch(data, Augment(crop_padding=3, crop_mode=mode))
+  np.testing.assert_array_equal(out['label'], batch(data)['label'])  # augmenting keeps the order
+  np_mode = 'reflect' if mode == 'reflect' else 'constant'
+  offsets = set()
+  for image, idx in zip(unnormalize(out['image']), out['label']):
+    padded = np.pad(ds.train.images[idx].astype(np.int64), ((3, 3), (3, 3), (0, 0)), np_mode)
+    found = [(dy, dx) for dy in range(7) for dx in range(7)
+             if np.array_equal(image, padded[dy:dy + SIZE, dx:dx + SIZE])]
+    assert found, f'an image is not a crop of its {mode}-padded original'
+    offsets.update(found)
+  assert len(offsets) > 5
+
+
+def test_flip_mirrors_some_images(data):
+  plain, out = batch(data)['image'], batch(data, Augment(flip=True))['image']
+  flipped = [np.array_equal(o, p[:, ::-1]) for o, p in zip(out, plain)]
+  kept = [np.array_equal(o, p) for o, p in zip(out, plain)]
+  assert all(f or k for f, k in zip(flipped, kept)) and any(flipped) and any(kept)
+
+
+def zero_box(image):
+  """(y0, y1, x0, x1) of the pixels that are 0 in every channel, checked to be a filled box."""
+  zero = (image == 0).all(-1)
+  ys, xs = np.nonzero(zero.any(1))[0], np.nonzero(zero.any(0))[0]
+  box = (ys[0], ys[-1] + 1, xs[0], xs[-1] + 1)
+  assert zero.sum() == (box[1] - box[0]) * (box[3] - box[2])
+  return box
+
+
+@pytest.mark.parametrize('per_batch', [False, True])
+def test_cutout_fills_a_square_with_the_mean(data, per_batch):
+  boxes = set()
+  for step in range(STEPS):
+    plain = batch(data, step=step)['image']
+    out = batch(data, Augment(cutout=5, cutout_per_batch=per_batch), step=step)['image']
+    batch_boxes = {zero_box(image) for image in out}
+    for y0, y1, x0, x1 in batch_boxes:
+      for lo, hi in ((y0, y1), (x0, x1)):
+        assert hi - lo == 5 or ((lo == 0 or hi == SIZE) and hi - lo < 5)
+    np.testing.assert_array_equal(np.where((out == 0).all(-1, keepdims=True), 0, plain), out)
+    assert (len(batch_boxes) == 1) == per_batch
+    boxes |= batch_boxes
+  assert len(boxes) > 1
+
+
+def host_eval(ds, labels, image_size=0):
+  split = Split(ds.train.images[labels], ds.train.labels[labels])
+  return next(data_lib.eval_batches(ds, split, len(labels), image_size))
+
+
+@pytest.mark.parametrize('case', ['per_channel', 'per_pixel_mean', 'gray_upsized', 'downsized'])
+def test_unaugmented_batch_equals_host_eval_preprocessing(case):
+  image_size = {'gray_upsized': 20, 'downsized': 8}.get(case, 0)
+  fields = {}
+  if case in ('per_pixel_mean', 'downsized'):
+    fields['pixel_mean'] = toy().train.images.mean(0, dtype=np.float64).astype(np.float32) / 255
+  ds = toy(channels=1, size=10, grayscale_to_rgb=True) if case == 'gray_upsized' else toy(**fields)
+  out = batch(place(ds, image_size))
+  expected = host_eval(ds, out['label'], image_size)
+  shape = (BATCH, *data_lib.input_shape(ds, image_size))
+  assert out['image'].shape == expected['image'].shape == shape
+  np.testing.assert_allclose(out['image'], expected['image'], rtol=0, atol=1e-6)
+
+
+def test_an_epoch_visits_distinct_examples_in_a_shuffled_order(data):
+  epochs = [np.concatenate([batch(data, step=e * STEPS + s)['label'] for s in range(STEPS)])
+            for e in range(3)]
+  for order in epochs:
+    assert len(order) == len(set(order)) == STEPS * BATCH and order.max() < N
+  assert len({tuple(order) for order in epochs}) == 3
+  big = on_device._shuffle(jax.random.key(0), jnp.arange(50_000), 50_000)
+  assert sorted(np.asarray(big).tolist()) == list(range(50_000))
+  assert abs(np.corrcoef(np.arange(50_000), big)[0, 1]) < 0.02  # no trace of the input order
+
+
+AUGMENTED = Augment(crop_padding=2, crop_mode='reflect', flip=True, cutout=3, cutout_per_batch=True)
+MIXING = dataclasses.replace(AUGMENTED, mixup_alpha=0.4, cutmix_alpha=1.0)
+
+
+@pytest.mark.parametrize('opts', [AUGMENTED, MIXING], ids=['augmented', 'mixing'])
+def test_same_key_and_step_same_batch_other_step_or_key_differs(data, opts):
+  first = batch(data, opts, step=1)
+  for key, value in batch(data, opts, step=1).items():
+    np.testing.assert_array_equal(first[key], value)
+  for other in (batch(data, opts, step=4), batch(data, opts, step=1, seed=1)):
+    assert not np.array_equal(first['image'], other['image'])
+    assert not np.array_equal(first['label'], other['label'])
+
+
+@pytest.mark.parametrize('opts', [AUGMENTED, MIXING], ids=['augmented', 'mixing'])
+def test_shards_make_up_the_global_batch(data, opts):
+  whole = batch(data, opts, step=2)
+  parts = [batch(data, opts, step=2, index=i, count=4) for i in range(4)]
+  assert set(whole) == set(parts[0])
+  for key in whole:
+    np.testing.assert_array_equal(whole[key], np.concatenate([p[key] for p in parts]))
+
+
+def test_mixing_blends_or_pastes_a_partner_from_the_augmented_batch(data):
+  kinds = set()
+  for step in range(40):
+    plain, out = batch(data, AUGMENTED, step=step), batch(data, MIXING, step=step)
+    own, target = out['label'], out['target']
+    np.testing.assert_array_equal(own, plain['label'])
+    np.testing.assert_allclose(target.sum(1), 1.0, atol=1e-6)
+    own_weight = target[np.arange(BATCH), own]
+    lam = own_weight.min()  # rows mixed with themselves keep weight 1
+    assert np.all((np.abs(own_weight - lam) < 1e-6) | (own_weight == 1))
+    if lam > 1 - 1e-6:
+      continue
+    other = target.copy()
+    other[np.arange(BATCH), own] = 0
+    partner_label = np.where(other.max(1) > 0, other.argmax(1), own)
+    partner = np.array([np.flatnonzero(plain['label'] == p)[0] for p in partner_label])
+    assert sorted(partner.tolist()) == list(range(BATCH))  # a permutation of the batch
+    a, b = plain['image'], plain['image'][partner]
+    if np.allclose(out['image'], lam * a + (1 - lam) * b, atol=1e-5):
+      kinds.add('mixup')
+      continue
+    differs = (out['image'] != a).any((0, 3))  # cutmix: the partners' box, lam its kept share
+    ys, xs = np.flatnonzero(differs.any(1)), np.flatnonzero(differs.any(0))
+    box = np.zeros((SIZE, SIZE), bool)
+    box[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] = True
+    np.testing.assert_array_equal(out['image'], np.where(box[None, :, :, None], b, a))
+    assert lam == pytest.approx(1 - box.sum() / SIZE**2, abs=1e-6)
+    kinds.add('cutmix')
+    if len(kinds) == 2:
+      break
+  assert kinds == {'mixup', 'cutmix'}
+
+
+def test_one_compilation_for_every_step_and_no_transfer_after_placement(ds):
+  data, step_fn = place(ds), compiled(MIXING)
+  key, index = jax.device_put(jax.random.key(3)), jax.device_put(jnp.int32(0))
+  steps = [jax.device_put(jnp.int32(s)) for s in range(5)]
+  with jax.transfer_guard('disallow'):
+    outs = [step_fn(data, key, s, index) for s in steps]
+  assert step_fn._cache_size() == 1
+  assert len({np.asarray(o['image']).tobytes() for o in outs}) == 5
+
+
+def test_fits_on_device_compares_the_uint8_bytes_with_free_memory(ds):
+  assert on_device.fits_on_device(ds, jax.devices())
+  huge = np.broadcast_to(np.zeros((1, 1, 1, 3), np.uint8), (10**7, 224, 224, 3))  # 1.5 TB
+  labels = np.zeros(10**7, np.int32)
+  big = Dataset('huge', Split(huge, labels), ds.test, 10, ds.mean, ds.std, ds.label_names)
+  assert not on_device.fits_on_device(big, jax.devices())
