@@ -1,5 +1,7 @@
 # Two commands: `make test` and `make train [CONFIG=configs/X.py] [WORKDIR=DIR] [ARGS='--config.a=b']`.
 # Both create .venv on first use; the install reruns only when requirements.txt or pyproject.toml change.
+# `make bench [BENCH_ARGS='--models resnet20 --repeats 3']`: benchmarks/suite.py, ours vs PyTorch;
+# PyTorch lives only in .venv-bench (made on first use), never in .venv.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,8 +9,11 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | sha256
 CONFIG ?= configs/default.py
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 ARGS ?=
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-torch-2.13.0
+BENCH_ARGS ?=
 
-.PHONY: install test test-all train clean-venv
+.PHONY: install test test-all train bench bench-venv clean-venv
 
 install: $(STAMP)
 
@@ -28,5 +33,17 @@ test-all: $(STAMP)
 train: $(STAMP)
 	$(PY) train.py --config $(CONFIG) --workdir $(WORKDIR) $(ARGS)
 
+bench: $(STAMP) $(BENCH_STAMP)
+	$(PY) benchmarks/suite.py --torch-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
+bench-venv: $(BENCH_STAMP)
+
+# torch==2.13.0 takes the CPU wheel where pip's find-links has one (as on the development
+# machines); from PyPI alone, Linux gets the much larger CUDA build.
+$(BENCH_STAMP):
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q torch==2.13.0 numpy
+	touch $@
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(BENCH_VENV)
