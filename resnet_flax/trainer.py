@@ -154,7 +154,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                       f'acc {record["accuracy"]:.2%} | lr {record["learning_rate"]:.4g} | '
                       + (f'{record["images_per_sec"]:.0f} img/s'
                          if np.isfinite(record['images_per_sec']) else 'compiling'))
-            bar.set_postfix(loss=f'{record["loss"]:.3f}')
+            bar.set_postfix(loss=f'{record["loss"]:.3f}',
+                            img_s=f'{record["images_per_sec"]:.0f}')
           last = step == total_steps
           evaluated = None
           preempted = guard.requested()

@@ -1,9 +1,13 @@
 """Runs in a subprocess whose XLA_FLAGS give it several fake CPU devices; prints one JSON line.
 
+  python tests/multidevice_worker.py four_devices WORKDIR
+      modes, ghost_bn and eval_totals below in one process (one start-up)
   python tests/multidevice_worker.py modes WORKDIR
       every (parallel.mode, parallel.batch_norm) pair: per-step losses and the final test loss
   python tests/multidevice_worker.py ghost_bn
       one per-device-BN step vs a per-shard reference computed device by device
+  python tests/multidevice_worker.py eval_totals
+      summed eval_step outputs of a fresh ResNet-8 over the synthetic test set, at awkward batch sizes
   python tests/multidevice_worker.py process WORKDIR ADDRESS NUM_PROCESSES PROCESS_ID MODE ON_DEVICE
       one process of a multi-process run (jax.distributed on 127.0.0.1)
 """
@@ -20,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import build, parallel, steps, train_and_evaluate
+from resnet_flax import build, data, parallel, steps, train_and_evaluate
 from resnet_flax.metrics_log import read_records
 from tests.conftest import small_config
 
@@ -81,6 +85,28 @@ def ghost_bn() -> dict:
           'global_vs_ghost_stats': diff(global_stats, mean([s for (_, s), _ in per_shard]))}
 
 
+def eval_totals() -> dict:
+  """{batch size: totals} from the trainer's evaluation path: sharded padded batches, jit'd sums."""
+  config = small_config(**FAST)
+  dataset = data.load_dataset(config)
+  model = build.create_model(config.model, dataset.num_classes)
+  state, _, _ = build.create_state(config, model, (16, 16, 3), steps_per_epoch=3)
+  sharded = NamedSharding(parallel.data_mesh(), P(parallel.AXIS))
+  out = {}
+  for batch_size in (4, 12, 36, 44):  # 40 test images: none divides them evenly but 4
+    totals = None
+    for batch in data.eval_batches(dataset, dataset.test, batch_size):
+      sums = jax.jit(steps.eval_step)(state, jax.tree.map(
+          lambda x: jax.make_array_from_process_local_data(sharded, x), batch))
+      totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    out[batch_size] = {k: float(v) for k, v in jax.device_get(totals).items()}
+  return out
+
+
+def four_devices(workdir: str) -> dict:
+  return {'modes': run_modes(workdir), 'ghost_bn': ghost_bn(), 'eval_totals': eval_totals()}
+
+
 def process(workdir: str, address: str, num_processes: str, process_id: str, mode: str,
             on_device: str) -> dict:
   config = small_config(**FAST, **{'parallel.coordinator_address': address,
@@ -94,5 +120,6 @@ def process(workdir: str, address: str, num_processes: str, process_id: str, mod
 
 if __name__ == '__main__':
   what, *args = sys.argv[1:]
-  result = {'modes': run_modes, 'ghost_bn': ghost_bn, 'process': process}[what](*args)
+  result = {'four_devices': four_devices, 'modes': run_modes, 'ghost_bn': ghost_bn,
+            'eval_totals': eval_totals, 'process': process}[what](*args)
   print('RESULT ' + json.dumps(result), flush=True)

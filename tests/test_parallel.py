@@ -58,8 +58,14 @@ def one_device_losses(tmp_path_factory):
   return one_device_run(tmp_path_factory.mktemp('one_device'), 'auto')
 
 
-def test_jit_and_pmap_on_four_devices_match_one_device(tmp_path, one_device_losses):
-  runs = result_of(run_worker('modes', str(tmp_path), devices=4))
+@pytest.fixture(scope='module')
+def four_devices(tmp_path_factory):
+  """Everything measured on 4 fake devices, from one subprocess (its start-up costs ~10 s)."""
+  return result_of(run_worker('four_devices', str(tmp_path_factory.mktemp('four')), devices=4))
+
+
+def test_jit_and_pmap_on_four_devices_match_one_device(four_devices, one_device_losses):
+  runs = four_devices['modes']
   assert len(one_device_losses) == 6
   for mode in ('jit-global', 'pmap-global'):
     np.testing.assert_allclose(runs[mode]['losses'], one_device_losses, rtol=1e-5, err_msg=mode)
@@ -73,12 +79,24 @@ def test_jit_and_pmap_on_four_devices_match_one_device(tmp_path, one_device_loss
   assert abs(runs['jit-per_device']['losses'][1] - runs['jit-global']['losses'][1]) > 1e-3
 
 
-def test_per_device_bn_step_matches_a_per_shard_reference():
-  diffs = result_of(run_worker('ghost_bn', devices=4))
+def test_per_device_bn_step_matches_a_per_shard_reference(four_devices):
+  diffs = four_devices['ghost_bn']
   assert diffs['loss'] < 1e-6
   assert diffs['params'] < 1e-5
   assert diffs['batch_stats'] < 1e-6  # the running statistics averaged over the 4 devices
   assert diffs['global_vs_ghost_stats'] > 1e-3  # the reference is not trivially global BN
+
+
+def test_every_test_image_counts_once_on_1_2_and_4_devices(four_devices):
+  """Padded, masked, sharded evaluation: the same sums whatever the batch size and device count."""
+  totals = {n: result_of(run_worker('eval_totals', devices=n)) for n in (1, 2)}
+  totals[4] = four_devices['eval_totals']
+  for n, by_batch in totals.items():
+    for batch_size, t in by_batch.items():
+      assert t['count'] == 40, (n, batch_size)
+      reference = totals[1]['4']
+      assert t['correct'] == reference['correct'] and t['correct_top5'] == reference['correct_top5']
+      assert t['loss'] == pytest.approx(reference['loss'], rel=1e-5), (n, batch_size)
 
 
 def free_port() -> int:

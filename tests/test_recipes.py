@@ -136,7 +136,8 @@ def test_schedule_gives_the_documented_learning_rates(path):
 # schedule with the per-pixel mean, which most recipes share; and the fast recipe's bfloat16, EMA,
 # label smoothing, reflect crop, cutout, Nesterov and one-cycle. The other recipes' models are
 # built above; a WRN-28-10 step would cost as much as either of these again.
-SMOKE = ['he2016_resnet20_cifar10', 'fast94_resnet18_cifar10']
+SMOKE = ['he2016_resnet20_cifar10',
+         pytest.param('fast94_resnet18_cifar10', marks=pytest.mark.slow)]  # ResNet-18: ~20 s
 
 
 @pytest.mark.parametrize('name', SMOKE)

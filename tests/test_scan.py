@@ -11,11 +11,12 @@ from resnet_flax.models import create_model
 from resnet_flax.models.scan_layout import to_scanned, to_unscanned
 
 MODELS = [
-    ('resnet20', {}),
-    ('resnet20_b', {}),
+    pytest.param('resnet20', {}, id='resnet20'),
+    pytest.param('resnet20_b', {}, id='resnet20_b', marks=pytest.mark.slow),
     # Pre-activation bottleneck-free CIFAR net cut to 3/1/2 blocks: a 1-block stage scans nothing.
-    ('preact_resnet110', {'stage_sizes': (3, 1, 2)}),
-    ('wrn16_4', {'block_options': {'dropout_rate': 0.0}}),
+    pytest.param('preact_resnet110', {'stage_sizes': (3, 1, 2)}, id='preact_resnet110'),
+    pytest.param('wrn16_4', {'block_options': {'dropout_rate': 0.0}}, id='wrn16_4',
+                 marks=pytest.mark.slow),
 ]
 
 
@@ -65,7 +66,7 @@ def _count(tree):
   return sum(x.size for x in jax.tree.leaves(tree))
 
 
-@pytest.mark.parametrize('name,overrides', MODELS, ids=[m for m, _ in MODELS])
+@pytest.mark.parametrize('name,overrides', MODELS)
 def test_scanned_matches_unrolled(name, overrides):
   # Measured: eval and train logits are bit-identical; BN statistics and gradients differ by
   # float32 rounding (below 1e-6: XLA orders the backward reductions differently in the loop).
