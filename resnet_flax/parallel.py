@@ -112,7 +112,7 @@ class DataParallel:
       self._step = jax.jit(step, donate_argnums=0)
 
   def put_state(self, state: Any) -> Any:
-    """The canonical state (replicated over the mesh) in the form the step takes."""
+    """The canonical state (or any tree replicated over the mesh) in the form the step takes."""
     if self.mode != 'pmap':
       return state
     return jax.tree.map(lambda x: self._stack(_local_value(x)), state)
@@ -148,9 +148,7 @@ class DataParallel:
 
   def put_data(self, data: Any) -> Any:
     """Replicated on-device data (placed with `self.replicated`) in the step's form."""
-    if self.mode != 'pmap':
-      return data
-    return jax.tree.map(lambda x: self._stack(_local_value(x)), data)
+    return self.put_state(data)  # the same conversion as any replicated tree
 
   def step(self, state: Any, batch: Any,
            rng: jax.Array) -> tuple[Any, dict[str, jax.Array]]:

@@ -5,6 +5,7 @@ import itertools
 import os
 import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -69,14 +70,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     log.print(f'Initialised from {config.model.init_from}.')
   log.drop_after(int(state.step))  # records a killed run wrote past its last checkpoint
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  log.print(models.summarize(model, image_shape).table(
-      f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
-      f'{len(dataset.test):,} test images, input {"x".join(map(str, image_shape))}):'))
-  log.print(f'{jax.process_count()} process(es), {jax.device_count()} {jax.default_backend()} '
-            f'device(s), {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm, '
-            f'training data {"on the device" if data_on_device else "from tf.data"}; '
-            f'{total_steps:,} steps of {config.batch_size} '
-            f'({config.batch_size // jax.device_count()} per device), peak lr {optim.peak_learning_rate(config.optim, config.batch_size):g}.')
+  log.print(_describe(config, model, dataset, image_shape, total_steps, data_on_device))
 
   step_fn = functools.partial(
       steps.train_step, schedule=schedule, label_smoothing=config.optim.label_smoothing,
@@ -95,23 +89,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   to_device = functools.partial(jax.make_array_from_process_local_data, runner.sharded)
   process = {'process_index': jax.process_index(), 'process_count': jax.process_count()}
 
-  def evaluate(state: TrainState) -> dict[str, float]:
-    """Test metrics, and validation metrics ('val_*') when the dataset has that split."""
-    splits = {'test': dataset.test, 'val': dataset.validation}
-    metrics = {}
-    for prefix, split in splits.items():
-      if split is None:
-        continue
-      totals = None
-      for batch in data_lib.eval_batches(dataset, split, config.eval_batch_size,
-                                         config.data.image_size, **process):
-        out = p_eval_step(state, jax.tree.map(to_device, batch))
-        totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
-      totals = jax.device_get(totals)
-      metrics |= {f'{prefix}_loss': float(totals['loss'] / totals['count']),
-                  f'{prefix}_accuracy': float(totals['correct'] / totals['count']),
-                  f'{prefix}_top5_accuracy': float(totals['correct_top5'] / totals['count'])}
-    return metrics
+  evaluate = functools.partial(_evaluate, dataset, config, p_eval_step, to_device, process)
 
   def save(state: TrainState, metrics: dict[str, float] | None) -> None:
     _stop_if_not_finite(pending, int(state.step))  # never checkpoint a diverged state
@@ -218,6 +196,44 @@ def _init_from_pytorch(state: TrainState, model: nn.Module,
     variables = scan_layout.to_scanned(variables, model.stage_sizes)
   state = state.replace(params=variables['params'], batch_stats=variables.get('batch_stats', {}))
   return with_ema(state) if state.ema is not None else state
+
+
+def _evaluate(dataset: data_lib.Dataset, config: ml_collections.ConfigDict,
+              eval_step: Callable[..., dict[str, jax.Array]], to_device: Callable[..., jax.Array],
+              process: dict[str, int], state: TrainState) -> dict[str, float]:
+  """Test metrics, and validation metrics ('val_*') when the dataset has that split.
+
+  Sums over padded, masked batches divided by the true count: every image counts once.
+  """
+  metrics = {}
+  for prefix, split in (('test', dataset.test), ('val', dataset.validation)):
+    if split is None:
+      continue
+    totals = None
+    for batch in data_lib.eval_batches(dataset, split, config.eval_batch_size,
+                                       config.data.image_size, **process):
+      out = eval_step(state, jax.tree.map(to_device, batch))
+      totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+    totals = jax.device_get(totals)
+    metrics |= {f'{prefix}_loss': float(totals['loss'] / totals['count']),
+                f'{prefix}_accuracy': float(totals['correct'] / totals['count']),
+                f'{prefix}_top5_accuracy': float(totals['correct_top5'] / totals['count'])}
+  return metrics
+
+
+def _describe(config: ml_collections.ConfigDict, model: nn.Module, dataset: data_lib.Dataset,
+              image_shape: tuple[int, ...], total_steps: int, data_on_device: bool) -> str:
+  """The model table and one line on how the run is laid out, printed at start."""
+  table = models.summarize(model, image_shape).table(
+      f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
+      f'{len(dataset.test):,} test images, input {"x".join(map(str, image_shape))}):')
+  devices = jax.device_count()
+  lr = optim.peak_learning_rate(config.optim, config.batch_size)
+  return (f'{table}\n{jax.process_count()} process(es), {devices} {jax.default_backend()} '
+          f'device(s), {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm, '
+          f'training data {"on the device" if data_on_device else "from tf.data"}; '
+          f'{total_steps:,} steps of {config.batch_size} ({config.batch_size // devices} per '
+          f'device), peak lr {lr:g}.')
 
 
 def _data_record(dataset: data_lib.Dataset, image_shape: tuple[int, ...]) -> dict[str, Any]:

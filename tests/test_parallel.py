@@ -222,9 +222,6 @@ def test_sam_takes_the_gradient_at_the_ascended_point():
              zip(jax.tree.leaves(new.params), jax.tree.leaves(plain))) > 1e-6
 
 
-# Each is a fresh compilation; the schedules' lr curves are checked against their formulas in
-# test_optim, so running them through the step is in the slow suite.
-_slow = pytest.mark.slow
 OPTIMIZER_CONFIGS = [
     {'optim.optimizer': 'sgd', 'optim.nesterov': True},
     {'optim.optimizer': 'sgd', 'optim.weight_decay_mode': 'decoupled'},
@@ -233,14 +230,11 @@ OPTIMIZER_CONFIGS = [
      'optim.learning_rate': 1e-3},
     {'optim.optimizer': 'lars', 'optim.learning_rate': 0.5, 'optim.decay_bn_and_bias': False},
     {'optim.sam_rho': 0.05, 'optim.clip_grad_norm': 1.0, 'optim.ema_decay': 0.9},
-    pytest.param({'optim.schedule': 'step', 'optim.milestones': (1, 2),
-                  'optim.milestones_unit': 'steps'}, marks=_slow),
-    pytest.param({'optim.schedule': 'exponential', 'optim.warmup_epochs': 0.5}, marks=_slow),
-    pytest.param({'optim.schedule': 'cosine', 'optim.warmup_epochs': 0.5,
-                  'optim.lr_scaling': 'linear'}, marks=_slow),
-    pytest.param({'optim.schedule': 'onecycle'}, marks=_slow),
-    pytest.param({'optim.schedule': 'he2016', 'optim.he_milestones_steps': (2, 3),
-                  'optim.he_warmup_steps': 1}, marks=_slow),
+    {'optim.schedule': 'step', 'optim.milestones': (1, 2), 'optim.milestones_unit': 'steps'},
+    {'optim.schedule': 'exponential', 'optim.warmup_epochs': 0.5},
+    {'optim.schedule': 'cosine', 'optim.warmup_epochs': 0.5, 'optim.lr_scaling': 'linear'},
+    {'optim.schedule': 'onecycle'},
+    {'optim.schedule': 'he2016', 'optim.he_milestones_steps': (2, 3), 'optim.he_warmup_steps': 1},
 ]
 
 
