@@ -68,7 +68,13 @@ def test_recipe_docstring_gives_command_source_and_target(path):
   assert 'source:' in words and 'target:' in words and 'not measured with this code' in words
 
 
-@pytest.mark.parametrize('path', CONFIG_FILES, ids=name_of)
+# Tracing a 1,000-layer init takes ~5 s; test_models checks those nets' counts in the fast suite.
+DEEP = ('preact_resnet1001', 'resnet1202')
+
+
+@pytest.mark.parametrize('path', [
+    pytest.param(p, marks=pytest.mark.slow) if any(d in p for d in DEEP) else p
+    for p in CONFIG_FILES], ids=name_of)
 def test_model_builds_with_the_published_parameter_count(path):
   config = load(path)
   _, classes, shape = shape_of(config)
