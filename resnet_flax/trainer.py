@@ -124,6 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           pending.append(metrics)
           timer.tick(metrics['loss'])
           if when.log_now(step):
+            pending = parallel.fetch_metrics(pending)  # one device-to-host read per log line
             record = _mean(pending) | {'step': step, 'epoch': step / steps_per_epoch,
                                        'images_per_sec': timer.rate()}
             _stop_if_not_finite(pending, step)

@@ -17,13 +17,10 @@ schedule expresses this in steps: its milestones are absolute steps, so they ass
 Differs from the source: as in configs/recipes/akamaster_resnet20_cifar10.py.
 """
 
-from configs.recipes import akamaster_resnet20_cifar10
+from configs.recipes import akamaster_resnet110_cifar10
 
 
 def get_config():
-  config = akamaster_resnet20_cifar10.get_config()
+  config = akamaster_resnet110_cifar10.get_config()  # the same warm-up and schedule
   config.model.name = 'resnet1202'
-  config.optim.schedule = 'he2016'  # a constant lr / 10 warm-up, which 'step' cannot express
-  config.optim.he_warmup_steps = 390  # akamaster's first epoch at lr 0.01
-  config.optim.he_milestones_steps = (39000, 58500)  # epochs 100 and 150 of 390 steps
   return config
