@@ -16,7 +16,7 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import build, durations, models, optim, parallel, plot, report, resume, steps
+from resnet_flax import build, compile_cache, durations, models, optim, parallel, plot, report, resume, steps
 from resnet_flax import data as data_lib
 from resnet_flax.data import augment, on_device
 from resnet_flax.checkpointing import Checkpointer, checkpoint_bytes
@@ -37,6 +37,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   _check_intervals(config)
   parallel.check_config(config.parallel)
   parallel.initialize_distributed(config.parallel)
+  cpu_devices = parallel.configure_cpu_devices(config)
+  cache = compile_cache.enable(config)
   _check_writable(workdir)
   dataset = data_lib.load_dataset(config)
   mesh = parallel.data_mesh()
@@ -70,7 +72,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     log.print(f'Initialised from {config.model.init_from}.')
   log.drop_after(int(state.step))  # records a killed run wrote past its last checkpoint
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  log.print(_describe(config, model, dataset, image_shape, total_steps, data_on_device))
+  log.print(_describe(config, model, dataset, image_shape, total_steps, data_on_device,
+                      cpu_devices, cache))
 
   step_fn = functools.partial(
       steps.train_step, schedule=schedule, label_smoothing=config.optim.label_smoothing,
@@ -223,18 +226,20 @@ def _evaluate(dataset: data_lib.Dataset, config: ml_collections.ConfigDict,
 
 
 def _describe(config: ml_collections.ConfigDict, model: nn.Module, dataset: data_lib.Dataset,
-              image_shape: tuple[int, ...], total_steps: int, data_on_device: bool) -> str:
+              image_shape: tuple[int, ...], total_steps: int, data_on_device: bool,
+              cpu_devices: str, cache: str) -> str:
   """The model table and one line on how the run is laid out, printed at start."""
   table = models.summarize(model, image_shape).table(
       f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
       f'{len(dataset.test):,} test images, input {"x".join(map(str, image_shape))}):')
   devices = jax.device_count()
   lr = optim.peak_learning_rate(config.optim, config.batch_size)
+  how = f' ({cpu_devices})' if jax.default_backend() == 'cpu' else ''
   return (f'{table}\n{jax.process_count()} process(es), {devices} {jax.default_backend()} '
-          f'device(s), {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm, '
+          f'device(s){how}, {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm, '
           f'training data {"on the device" if data_on_device else "from tf.data"}; '
           f'{total_steps:,} steps of {config.batch_size} ({config.batch_size // devices} per '
-          f'device), peak lr {lr:g}.')
+          f'device), peak lr {lr:g}; {cache}.')
 
 
 def _data_record(dataset: data_lib.Dataset, image_shape: tuple[int, ...]) -> dict[str, Any]:

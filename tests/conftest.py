@@ -11,14 +11,28 @@ os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='resn
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0')
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES', '0')
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from configs import default  # noqa: E402
 
 
+def pytest_configure(config):
+  """The pytest process keeps one CPU device whichever test first starts JAX (train_and_evaluate
+  would otherwise split the CPU: parallel.cpu_devices=0). A hook, not import-time code: worker
+  scripts import this module for small_config and choose their own devices."""
+  del config
+  jax.config.update('jax_num_cpu_devices', 1)
+
+
 def small_config(**overrides):
-  """The default config shrunk to a ResNet-20 on a tiny synthetic dataset."""
+  """The default config shrunk to a ResNet-8 (75,290 parameters) on a tiny synthetic dataset.
+
+  ResNet-8 is the default's ResNet-20 with one block a stage instead of three: the same code
+  paths, compiled in a fraction of the time. Tests about ResNet-20 itself say model.name.
+  """
   config = default.get_config()
+  config.model.name = 'resnet8'
   config.data.dataset = 'synthetic'
   config.data.synthetic.num_train = 96
   config.data.synthetic.num_test = 40

@@ -155,6 +155,51 @@ def tiny_step_setup(**overrides):
   return config, model, state, schedule, rng, batch
 
 
+CPU_DEVICES_PROBE = '''
+import json, sys
+import jax
+from configs import default
+from resnet_flax import parallel
+config = default.get_config()
+for key, value in json.loads(sys.argv[1]).items():
+  *parents, leaf = key.split('.')
+  node = config
+  for p in parents:
+    node = node[p]
+  node[leaf] = value
+said = parallel.configure_cpu_devices(config)
+print('RESULT ' + json.dumps({'said': said, 'devices': jax.device_count()}))
+'''
+
+
+@pytest.mark.parametrize('overrides,xla_flags,devices,says', [
+    ({}, '', 4, 'auto'),  # the default config: 4 devices share the batch
+    ({'batch_size': 6, 'eval_batch_size': 10}, '', 2, 'auto'),  # 4 does not divide 6
+    ({'batch_size': 7}, '', 1, 'no count'),
+    ({'parallel.batch_norm': 'per_device'}, '', 1, 'per-device BatchNorm'),  # would change the model
+    ({}, '--xla_force_host_platform_device_count=2', 2, 'XLA_FLAGS'),  # the user's choice stands
+    ({'parallel.cpu_devices': 3, 'batch_size': 6}, '', 3, 'cpu_devices=3'),
+])
+def test_cpu_devices_default_splits_the_cpu_unless_that_would_change_the_run(
+    overrides, xla_flags, devices, says):
+  env = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'JAX_NUM_CPU_DEVICES')}
+  proc = subprocess.Popen([sys.executable, '-c', CPU_DEVICES_PROBE, json.dumps(overrides)],
+                          env={**env, 'XLA_FLAGS': xla_flags, 'JAX_PLATFORMS': 'cpu'}, cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  result = result_of(proc, timeout=120)
+  assert result['devices'] == devices and says in result['said'], result
+
+
+def test_cpu_devices_after_jax_started_is_a_user_error_unless_it_matches(make_config):
+  assert jax.device_count() == 1  # conftest: this process has started with one CPU device
+  with pytest.raises(UserError, match='already started with 1 CPU device'):
+    parallel.configure_cpu_devices(make_config(**{'parallel.cpu_devices': 2}))
+  assert 'cpu_devices=1' in parallel.configure_cpu_devices(make_config(**{'parallel.cpu_devices': 1}))
+  assert 'already chosen' in parallel.configure_cpu_devices(make_config())  # conftest's choice
+  with pytest.raises(UserError, match='cpu_devices=-1'):
+    parallel.configure_cpu_devices(make_config(**{'parallel.cpu_devices': -1}))
+
+
 def test_transfer_guard_refuses_implicit_copies_in_the_step():
   config, _, state, schedule, rng, batch = tiny_step_setup()
   step = functools.partial(steps.train_step, schedule=schedule)

@@ -310,7 +310,7 @@ def check_tables(workdir, trials):
   """results.csv has every trial finished; results.md's mean ± std agree with it."""
   rows = list(csv.DictReader(read(os.path.join(workdir, 'results.csv')).splitlines()))
   assert len(rows) == trials and all(r['status'] == 'finished' for r in rows), rows
-  assert all(r['step'] == '3' and r['num_params'] == '269722' for r in rows)
+  assert all(r['step'] == '3' and r['num_params'] == '75290' for r in rows)
   markdown = read(os.path.join(workdir, 'results.md'))
   for noise in ('0.3', '0.6'):
     group = [r for r in rows if r['data.synthetic.noise'] == noise]

@@ -34,7 +34,7 @@ def test_cifar10_end_to_end_through_tfds(tmp_path, make_config):
   with tfds.testing.mock_data(num_examples=40, policy=tfds.testing.MockPolicy.USE_FILES,
                               data_dir=str(tmp_path / 'data')):
     result = train_and_evaluate(config, str(tmp_path / 'run'))
-  assert result['step'] == 5 and result['num_params'] == 269_722
+  assert result['step'] == 5 and result['num_params'] == 75_290  # small_config's ResNet-8
   assert 0.0 <= result['test_accuracy'] <= 1.0 and np.isfinite(result['test_loss'])
   records = read_metrics(tmp_path / 'run')
   assert [r['step'] for r in records if 'loss' in r] == [1, 2, 3, 4, 5]
@@ -109,8 +109,8 @@ def test_digits_config_reaches_97_percent(tmp_path):
   assert train_and_evaluate(config, str(tmp_path))['test_accuracy'] >= 0.97
 
 
-def run_train(*args, timeout=120):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+def run_train(*args, timeout=120, env=None):
+  env = env or dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
   return subprocess.run([sys.executable, 'train.py', *args], cwd=ROOT, env=env, timeout=timeout,
                         capture_output=True, text=True)
 
@@ -133,12 +133,19 @@ def test_offline_without_data_stops_quickly_with_guidance(tmp_path):
 
 
 def test_cli_trains_and_overrides_apply(tmp_path):
-  proc = run_train('--config', 'configs/digits.py', '--workdir', str(tmp_path),
+  # As a user's shell has it: no device count chosen, no compilation cache set outside the config.
+  env = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'JAX_COMPILATION_CACHE_DIR')}
+  proc = run_train('--config', 'configs/digits.py', '--workdir', str(tmp_path / 'run'),
                    '--config.data.dataset=synthetic', '--config.data.synthetic.image_size=16',
                    '--config.num_epochs=1', '--config.batch_size=32', '--config.eval_batch_size=64',
-                   '--config.optim.label_smoothing=0.1')
+                   '--config.optim.label_smoothing=0.1',
+                   f'--config.compilation_cache_dir={tmp_path / "cache"}', env=env)
   assert proc.returncode == 0, proc.stderr
   assert 'final test accuracy' in proc.stdout and 'training throughput' in proc.stdout
+  # The defaults for a CPU: 4 devices share each batch; the compiled steps are cached.
+  assert '4 cpu device(s) (parallel.cpu_devices=0: auto)' in proc.stdout
+  assert f'compilation cache {tmp_path / "cache"}' in proc.stdout and os.listdir(tmp_path / 'cache')
+  tmp_path = tmp_path / 'run'
   steps = [r['step'] for r in read_metrics(tmp_path) if 'loss' in r]
   assert steps[-1] == 1024 // 32
   # The end of a run: curves, TensorBoard events and results.json.
@@ -156,7 +163,8 @@ def test_init_from_a_pytorch_checkpoint(tmp_path, make_config):
   from tests.test_pytorch_checkpoint import akamaster_state_dict, state_dict, write_checkpoint
   arrays = akamaster_state_dict(np.random.default_rng(0))
   write_checkpoint(tmp_path / 'resnet20.th', {'state_dict': state_dict(arrays)}, legacy=True)
-  config = make_config(**{'model.init_from': str(tmp_path / 'resnet20.th'), 'num_epochs': 1,
+  config = make_config(**{'model.name': 'resnet20', 'num_epochs': 1,  # the checkpoint's model
+                          'model.init_from': str(tmp_path / 'resnet20.th'),
                           'optim.learning_rate': 0.0, 'optim.weight_decay': 0.0})
   train_and_evaluate(config, str(tmp_path / 'run'))
   expected = from_pytorch.cifar_resnet_variables(arrays)['params']
@@ -170,6 +178,6 @@ def test_init_from_a_checkpoint_of_another_model_is_refused(tmp_path, make_confi
   from tests.test_pytorch_checkpoint import akamaster_state_dict, state_dict, write_checkpoint
   write_checkpoint(tmp_path / 'r32.th', state_dict(akamaster_state_dict(np.random.default_rng(0),
                                                                          depth=32)))
-  config = make_config(**{'model.init_from': str(tmp_path / 'r32.th')})
+  config = make_config(**{'model.name': 'resnet20', 'model.init_from': str(tmp_path / 'r32.th')})
   with pytest.raises(UserError, match='missing|unexpected'):
     train_and_evaluate(config, str(tmp_path / 'run'))
