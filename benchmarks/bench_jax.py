@@ -25,6 +25,9 @@ from configs import default
 from resnet_flax import build, models, parallel, steps
 
 NUM_CLASSES, IMAGE_SHAPE, STEPS_PER_EPOCH = 10, (32, 32, 3), 50_000 // 128
+# The CPU split into devices as train.py splits it for the default config (batch 128: 4 devices),
+# before anything starts JAX; XLA_FLAGS with a device count overrides it, as in train.py.
+CPU_DEVICES = parallel.configure_cpu_devices(default.get_config())
 _S: dict[str, Any] = {}  # the worker's state between commands
 
 
@@ -87,7 +90,8 @@ def setup(model: str, batch: int) -> dict[str, Any]:
   summary = models.summarize(net, IMAGE_SHAPE)
   return {'params': summary.params, 'macs': summary.macs, 'init_s': init_s, **phases,
           'eval_compile_s': eval_compile_s, 'xla_flops': float((cost or {}).get('flops', 0.0)),
-          'backend': jax.default_backend(), 'devices': jax.device_count()}
+          'backend': jax.default_backend(), 'devices': jax.device_count(),
+          'cpu_devices': CPU_DEVICES}
 
 
 def compile_again() -> dict[str, float]:
