@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout_rate = 0.0  # between the convs of pre-activation basic blocks (WRN)
   config.model.zero_init_last_bn = False  # zero the last BN scale of each residual branch
   config.model.scan_blocks = False  # nn.scan over each stage's repeated blocks: compile time flat
-  #   in depth, but autodiff'd convs in a scan body are ~30x slower on XLA:CPU (GPU-only option)
+  #   in depth (ResNet-110 8.2 -> 3.8 s) for ~10% fewer img/s on CPU (benchmarks/NOTES.md)
   config.model.init_from = ''  # a PyTorch .pth/.th state dict to start from (fine-tuning); '' = random
   config.model.init_reinit_head = False  # with init_from: fresh head (e.g. another class count)
 

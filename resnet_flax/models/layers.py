@@ -1,10 +1,15 @@
 """Small building blocks shared by every ResNet variant."""
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
+
+from resnet_flax.models import conv_vjp
 
 ModuleDef = Any
 
@@ -22,6 +27,21 @@ def relu(x: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(x > 0, x, jnp.zeros((), x.dtype))
 
 
+_CONV_VJP = contextvars.ContextVar('conv_vjp', default=False)
+
+
+@contextlib.contextmanager
+def backward_by_hand(on: bool = True) -> Iterator[None]:
+  """Convs built inside use models.conv_vjp (a hand-written backward pass): what makes convs in
+  an nn.scan body fast on XLA:CPU. Outside loops lax's own is as fast or faster, so it is
+  only on where ResNet scans (benchmarks/NOTES.md)."""
+  token = _CONV_VJP.set(on)
+  try:
+    yield
+  finally:
+    _CONV_VJP.reset(token)
+
+
 def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
          name: str | None = None, use_bias: bool = False, **kwargs) -> nn.Conv:
   """A conv (bias-free by default: BN follows) with PyTorch's symmetric padding (k // 2 per side).
@@ -30,6 +50,8 @@ def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
   sampling grid and breaks weights ported from PyTorch.
   """
   pad = kernel // 2
+  if _CONV_VJP.get():
+    kwargs.setdefault('conv_general_dilated', conv_vjp.conv_general_dilated)
   return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
                  padding=((pad, pad), (pad, pad)), use_bias=use_bias,
                  kernel_init=he_normal, dtype=dtype, name=name, **kwargs)

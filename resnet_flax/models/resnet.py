@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from resnet_flax.models.layers import ModuleDef, batch_norm, conv, relu
+from resnet_flax.models.layers import ModuleDef, backward_by_hand, batch_norm, conv, relu
 
 Norm = Callable[..., nn.Module]
 
@@ -216,7 +216,8 @@ class ResNet(nn.Module):
   `scan_blocks` builds blocks 2..n of each stage with `nn.scan` over one block
   (`stage{i}_blocks`, variables stacked on a leading axis of length n-1), so trace and
   compile time stop growing with depth; `scan_layout` converts variables between the
-  layouts. On XLA:CPU the scanned steps are much slower (../shared/notes/stack.md).
+  layouts. Its convs get a hand-written backward pass (layers.backward_by_hand), without
+  which XLA:CPU runs scanned conv gradients ~15x slower (benchmarks/NOTES.md).
   """
   stage_sizes: Sequence[int]
   widths: Sequence[int]
@@ -235,6 +236,10 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    with backward_by_hand(self.scan_blocks):
+      return self._forward(x, train)
+
+  def _forward(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     if len(self.stage_sizes) != len(self.widths):
       raise ValueError(f'stage_sizes {self.stage_sizes} and widths {self.widths} differ in length')
     norm = batch_norm(train, self.bn_momentum, self.bn_epsilon, self.dtype, self.bn_axis_name)
