@@ -79,6 +79,7 @@ def setup(model: str, batch: int) -> dict[str, Any]:
   compiled, phases = _compile(runner)
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  xla_flops = float((cost or {}).get('flops', 0.0)) * jax.device_count()  # cost is per device
   fresh = jax.tree.map(lambda x: x.copy(), _S['state'])  # the step donates its state; keep ours
   _S.update(step=compiled, train_state=runner.put_state(fresh))
   eval_batch = {**host, 'mask': np.ones(batch, np.float32)}
@@ -90,7 +91,7 @@ def setup(model: str, batch: int) -> dict[str, Any]:
   _S['eval'] = eval_compiled
   summary = models.summarize(net, IMAGE_SHAPE)
   return {'params': summary.params, 'macs': summary.macs, 'init_s': init_s, **phases,
-          'eval_compile_s': eval_compile_s, 'xla_flops': float((cost or {}).get('flops', 0.0)),
+          'eval_compile_s': eval_compile_s, 'xla_flops': xla_flops,
           'backend': jax.default_backend(), 'devices': jax.device_count(),
           'cpu_devices': CPU_DEVICES}
 
