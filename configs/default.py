@@ -128,8 +128,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.parallel.num_processes = 0  # 0: detect
   config.parallel.process_id = -1  # -1: detect
   config.parallel.cpu_devices = 0  # split a CPU host into this many XLA devices sharing the batch;
-  #   0: auto, 4 (else 2) when both batch sizes divide, global BN and one process: ~+25% train and
-  #   +50% eval img/s on 2 cores (benchmarks/NOTES.md); no effect on GPU/TPU backends
+  #   0: auto, 4 (else 2) when both batch sizes divide, global BN and one process: ResNet-20 +33%
+  #   train and +55% eval img/s on 2 cores (benchmarks/NOTES.md); no effect on GPU/TPU backends
   config.parallel.transfer_guard = 'disallow'  # jax.transfer_guard around the step: implicit
   #   host<->device copies are errors ('allow', 'log', 'disallow')
 

@@ -57,3 +57,15 @@ def loaded_config(flag: Any) -> ml_collections.ConfigDict:
     return value
   fail(f'could not load the config file: {value._error}. Pass --config with the path of '  # pylint: disable=protected-access
        'a config file such as configs/default.py or configs/digits.py.')
+
+
+def set_fields(config: ml_collections.ConfigDict,
+               values: dict[str, Any]) -> ml_collections.ConfigDict:
+  """`config` with dotted keys set ({'optim.learning_rate': 0.1}), as --config.x=y would."""
+  for key, value in values.items():
+    node = config
+    *parents, leaf = key.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config

@@ -62,7 +62,7 @@ def configure_cpu_devices(config: ml_collections.ConfigDict) -> str:
   """Splits the host CPU into `config.parallel.cpu_devices` XLA devices; says why that many.
 
   Why: XLA:CPU runs one device's step on few threads at a time; several devices sharding the
-  batch keep every core busy (ResNet-20 train step +25% on 2 cores, eval +50%). With global
+  batch keep every core busy (ResNet-20 train step +33% on 2 cores, eval +55%). With global
   BatchNorm this is the same function as one device, so 0 (auto) picks the first count in
   AUTO_CPU_DEVICES that divides both batch sizes, unless the user already chose (XLA_FLAGS
   --xla_force_host_platform_device_count or JAX_NUM_CPU_DEVICES / jax_num_cpu_devices),

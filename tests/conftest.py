@@ -15,6 +15,7 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from configs import default  # noqa: E402
+from resnet_flax import config_help  # noqa: E402
 
 
 def pytest_configure(config):
@@ -43,13 +44,7 @@ def small_config(**overrides):
   config.optim.schedule = 'cosine'
   config.log_every_steps = 1
   config.progress_bar = False
-  for key, value in overrides.items():
-    node = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return config
+  return config_help.set_fields(config, overrides)
 
 
 @pytest.fixture

@@ -136,3 +136,15 @@ def test_quick_suite_writes_every_row(tmp_path):
   for kind in ('synthetic', 'cifar10_files'):
     assert s['start'][kind]['first_step_s'] > 0 and s['start'][kind]['rss_gib'] > 0
   assert re.search(r'^\| resnet20 \| 269,722 \| [\d,.]+ \| – \|', report, re.M)
+
+
+@pytest.mark.slow
+def test_levers_script_measures_a_variant_in_its_own_process():
+  """benchmarks/levers.py: the chosen variant runs with its own device count; rates positive."""
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'levers.py'),
+                         '--models', 'resnet20', '--variants', '2 CPU devices', '--steps', '1',
+                         '--repeats', '1'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  row = re.search(r'^\| 2 CPU devices \| 2 \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$', proc.stdout, re.M)
+  assert row and all(float(x) > 0 for x in row.groups()), proc.stdout
+  assert 'init compile, backend -O0 (s)' in proc.stdout

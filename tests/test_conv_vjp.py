@@ -1,4 +1,4 @@
-"""models.conv_vjp: the same function and gradients as lax.conv_general_dilated, in and out of scan."""
+"""models.conv_vjp: the same values and gradients as lax.conv_general_dilated, also under scan."""
 
 import jax
 import jax.numpy as jnp

@@ -159,14 +159,8 @@ CPU_DEVICES_PROBE = '''
 import json, sys
 import jax
 from configs import default
-from resnet_flax import parallel
-config = default.get_config()
-for key, value in json.loads(sys.argv[1]).items():
-  *parents, leaf = key.split('.')
-  node = config
-  for p in parents:
-    node = node[p]
-  node[leaf] = value
+from resnet_flax import config_help, parallel
+config = config_help.set_fields(default.get_config(), json.loads(sys.argv[1]))
 said = parallel.configure_cpu_devices(config)
 print('RESULT ' + json.dumps({'said': said, 'devices': jax.device_count()}))
 '''
@@ -176,7 +170,7 @@ print('RESULT ' + json.dumps({'said': said, 'devices': jax.device_count()}))
     ({}, '', 4, 'auto'),  # the default config: 4 devices share the batch
     ({'batch_size': 6, 'eval_batch_size': 10}, '', 2, 'auto'),  # 4 does not divide 6
     ({'batch_size': 7}, '', 1, 'no count'),
-    ({'parallel.batch_norm': 'per_device'}, '', 1, 'per-device BatchNorm'),  # would change the model
+    ({'parallel.batch_norm': 'per_device'}, '', 1, 'per-device BatchNorm'),  # changes the model
     ({}, '--xla_force_host_platform_device_count=2', 2, 'XLA_FLAGS'),  # the user's choice stands
     ({'parallel.cpu_devices': 3, 'batch_size': 6}, '', 3, 'cpu_devices=3'),
 ])
@@ -194,7 +188,8 @@ def test_cpu_devices_after_jax_started_is_a_user_error_unless_it_matches(make_co
   assert jax.device_count() == 1  # conftest: this process has started with one CPU device
   with pytest.raises(UserError, match='already started with 1 CPU device'):
     parallel.configure_cpu_devices(make_config(**{'parallel.cpu_devices': 2}))
-  assert 'cpu_devices=1' in parallel.configure_cpu_devices(make_config(**{'parallel.cpu_devices': 1}))
+  one = make_config(**{'parallel.cpu_devices': 1})
+  assert 'cpu_devices=1' in parallel.configure_cpu_devices(one)
   assert 'already chosen' in parallel.configure_cpu_devices(make_config())  # conftest's choice
   with pytest.raises(UserError, match='cpu_devices=-1'):
     parallel.configure_cpu_devices(make_config(**{'parallel.cpu_devices': -1}))

@@ -58,8 +58,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
                          **kwargs) -> jax.Array:
   """`lax.conv_general_dilated`'s signature, as flax's nn.Conv calls it; anything but what
   `conv` covers goes to lax unchanged."""
-  plain = (all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
-           and feature_group_count == 1 and not isinstance(padding, str) and not kwargs
+  undilated = all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+  plain = (undilated and feature_group_count == 1 and not isinstance(padding, str) and not kwargs
            and precision is None and lhs.ndim == 4
            and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
            == lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC))
