@@ -12,7 +12,8 @@ from resnet_flax.errors import UserError
 MAY_CHANGE = ('num_epochs', 'num_steps', 'num_examples', 'log_every_steps', 'eval_every_epochs',
               'eval_every_steps', 'checkpoint_every_epochs',
               'checkpoint_every_steps', 'checkpoint_keep', 'checkpoint_keep_best',
-              'progress_bar', 'tensorboard', 'write_plots', 'profile_steps', 'compilation_cache_dir',
+              'progress_bar', 'tensorboard', 'write_plots', 'profile_steps',
+              'compilation_cache_dir',
               'data.data_dir', 'data.download', 'data.cifar_dir', 'eval_batch_size',
               'model.init_from', 'model.init_reinit_head',
               # how the same computation is laid out over devices and hosts

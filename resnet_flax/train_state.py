@@ -25,7 +25,7 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: 
   """Initialises params and BN statistics in one jitted call (unjitted init is slow on CPU).
 
   Compiled without XLA's backend optimisations: it runs once, and its compile time was most of
-  the start-up (ResNet-20 4.2 -> 1.4 s, benchmarks/NOTES.md). The values are the same draws
+  the start-up (ResNet-20 4.3 -> 1.7 s, benchmarks/NOTES.md). The values are the same draws
   (last-bit differences in some float conversions), and equally deterministic.
   """
   def init(rng):

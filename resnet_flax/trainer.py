@@ -16,7 +16,8 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import build, compile_cache, durations, models, optim, parallel, plot, report, resume, steps
+from resnet_flax import (build, compile_cache, durations, models, optim, parallel, plot, report,
+                         resume, steps)
 from resnet_flax import data as data_lib
 from resnet_flax.data import augment, on_device
 from resnet_flax.checkpointing import Checkpointer, checkpoint_bytes
