@@ -61,8 +61,8 @@ def _compile(runner: parallel.DataParallel) -> tuple[Any, dict[str, float]]:
 def setup(model: str, batch: int) -> dict[str, Any]:
   """Builds, initialises and compiles; returns sizes, init/compile times and XLA's FLOP count."""
   config = default.get_config()
-  config.model.name = model.removesuffix('_scan')
-  config.model.scan_blocks = model.endswith('_scan')  # suite.SCAN
+  config.model.name = model.removesuffix(protocol.SCAN)
+  config.model.scan_blocks = model.endswith(protocol.SCAN)
   config.batch_size = batch
   net = build.create_model(config.model, NUM_CLASSES,
                            bn_axis_name=parallel.bn_axis_name(config.parallel))

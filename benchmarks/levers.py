@@ -37,7 +37,6 @@ VARIANTS = {
     'scan_blocks (hand-written conv backward)': ('', {'model.scan_blocks': True}, True),
     'scan_blocks with autodiff conv backward': ('', {'model.scan_blocks': True}, False),
 }
-SCAN_SUFFIX = '_scan'  # bench_jax.setup's name for the model with scan_blocks (set there)
 
 
 def run_variant(model: str, overrides: dict, by_hand: bool, steps: int, repeats: int) -> dict:
@@ -55,8 +54,9 @@ def run_variant(model: str, overrides: dict, by_hand: bool, steps: int, repeats:
     from resnet_flax.models import resnet
     resnet.backward_by_hand = lambda on=True: contextlib.nullcontext()
   import bench_jax
+  import protocol
   scan = overrides.pop('model.scan_blocks', False)
-  info = bench_jax.setup(model + (SCAN_SUFFIX if scan else ''), 128)
+  info = bench_jax.setup(model + (protocol.SCAN if scan else ''), 128)
   bench_jax.train(1)
   bench_jax.evaluate(1)
   train = [bench_jax.train(steps)['seconds'] for _ in range(repeats)]

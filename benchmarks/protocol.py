@@ -15,6 +15,8 @@ import traceback
 from typing import Any, Callable
 
 Handler = Callable[..., dict[str, Any]]
+# A model name ending in this means ours with model.scan_blocks=True (PyTorch: the same net).
+SCAN = '_scan'
 
 
 def serve(handlers: dict[str, Handler]) -> None:

@@ -41,7 +41,7 @@ sys.path.insert(0, HERE)
 import protocol
 
 MODELS = ('resnet20', 'resnet56', 'resnet110', 'resnet18', 'resnet20_scan', 'resnet110_scan')
-SCAN = '_scan'  # ours with model.scan_blocks=True; PyTorch runs the same net unrolled
+SCAN = protocol.SCAN  # ours with model.scan_blocks=True; PyTorch runs the same net unrolled
 
 
 def torch_name(name: str) -> str:
