@@ -10,6 +10,7 @@ ResNet conv here is.
 """
 
 import functools
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -52,18 +53,26 @@ def _backward(strides, padding, residuals, dy):
 conv.defvjp(_forward, _backward)
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, precision=None,
-                         **kwargs) -> jax.Array:
-  """`lax.conv_general_dilated`'s signature, as flax's nn.Conv calls it; anything but what
-  `conv` covers goes to lax unchanged."""
-  undilated = all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
-  plain = (undilated and feature_group_count == 1 and not isinstance(padding, str) and not kwargs
-           and precision is None and lhs.ndim == 4
-           and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-           == lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC))
-  if not plain:
-    return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                    dimension_numbers, feature_group_count, precision=precision,
-                                    **kwargs)
-  return conv(lhs, rhs, tuple(window_strides), tuple(tuple(p) for p in padding))
+def lax_signature(conv_fn: Callable[..., jax.Array], dtypes: tuple[Any, ...] | None = None,
+                  ) -> Callable[..., jax.Array]:
+  """`conv_fn(x, w, strides, padding)` behind `lax.conv_general_dilated`'s signature, as flax's
+  nn.Conv calls it: NHWC/HWIO convs without dilation or groups (and of `dtypes`, if given) go
+  to `conv_fn`, anything else to lax unchanged."""
+  def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                           rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                           precision=None, **kwargs) -> jax.Array:
+    undilated = all(d == 1 for d in (*(lhs_dilation or ()), *(rhs_dilation or ())))
+    plain = (undilated and feature_group_count == 1 and not isinstance(padding, str)
+             and not kwargs and precision is None and lhs.ndim == 4
+             and (dtypes is None or (lhs.dtype in dtypes and rhs.dtype in dtypes))
+             and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+             == lax.conv_dimension_numbers(lhs.shape, rhs.shape, NHWC))
+    if not plain:
+      return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
+                                      rhs_dilation, dimension_numbers, feature_group_count,
+                                      precision=precision, **kwargs)
+    return conv_fn(lhs, rhs, tuple(window_strides), tuple(tuple(p) for p in padding))
+  return conv_general_dilated
+
+
+conv_general_dilated = lax_signature(conv)

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from resnet_flax.models import conv_vjp
+from resnet_flax.ops import onednn
 
 ModuleDef = Any
 
@@ -27,19 +28,25 @@ def relu(x: jnp.ndarray) -> jnp.ndarray:
   return jnp.where(x > 0, x, jnp.zeros((), x.dtype))
 
 
-_CONV_VJP = contextvars.ContextVar('conv_vjp', default=False)
+# How the convs built inside a `conv_impl` block compute: 'xla' (lax's conv and autodiff),
+# 'by_hand' (models.conv_vjp: a hand-written backward, what keeps convs in an nn.scan body fast
+# on XLA:CPU; outside loops lax's own is as fast) or 'onednn' (ops.onednn: oneDNN kernels on
+# the CPU, float32). benchmarks/NOTES.md has the numbers.
+CONV_IMPLS = {'xla': None, 'by_hand': conv_vjp.conv_general_dilated,
+              'onednn': conv_vjp.lax_signature(onednn.conv, (jnp.float32,))}
+_CONV_IMPL = contextvars.ContextVar('conv_impl', default='xla')
 
 
 @contextlib.contextmanager
-def backward_by_hand(on: bool = True) -> Iterator[None]:
-  """Convs built inside use models.conv_vjp (a hand-written backward pass): what makes convs in
-  an nn.scan body fast on XLA:CPU. Outside loops lax's own is as fast or faster, so it is
-  only on where ResNet scans (benchmarks/NOTES.md)."""
-  token = _CONV_VJP.set(on)
+def conv_impl(name: str) -> Iterator[None]:
+  """Convs built inside compute with CONV_IMPLS[name]."""
+  if name not in CONV_IMPLS:
+    raise ValueError(f'conv_impl {name!r}: use one of {sorted(CONV_IMPLS)}')
+  token = _CONV_IMPL.set(name)
   try:
     yield
   finally:
-    _CONV_VJP.reset(token)
+    _CONV_IMPL.reset(token)
 
 
 def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
@@ -50,8 +57,9 @@ def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
   sampling grid and breaks weights ported from PyTorch.
   """
   pad = kernel // 2
-  if _CONV_VJP.get():
-    kwargs.setdefault('conv_general_dilated', conv_vjp.conv_general_dilated)
+  impl = CONV_IMPLS[_CONV_IMPL.get()]
+  if impl is not None:
+    kwargs.setdefault('conv_general_dilated', impl)
   return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
                  padding=((pad, pad), (pad, pad)), use_bias=use_bias,
                  kernel_init=he_normal, dtype=dtype, name=name, **kwargs)

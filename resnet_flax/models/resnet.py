@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from resnet_flax.models.layers import ModuleDef, backward_by_hand, batch_norm, conv, relu
+from resnet_flax.models.layers import ModuleDef, batch_norm, conv, conv_impl, relu
 
 Norm = Callable[..., nn.Module]
 
@@ -216,8 +216,11 @@ class ResNet(nn.Module):
   `scan_blocks` builds blocks 2..n of each stage with `nn.scan` over one block
   (`stage{i}_blocks`, variables stacked on a leading axis of length n-1), so trace and
   compile time stop growing with depth; `scan_layout` converts variables between the
-  layouts. Its convs get a hand-written backward pass (layers.backward_by_hand), without
+  layouts. Its convs get a hand-written backward pass (layers.conv_impl 'by_hand'), without
   which XLA:CPU runs scanned conv gradients ~15x slower (benchmarks/NOTES.md).
+
+  `conv_backend` 'onednn' runs the float32 convs with oneDNN's kernels (ops.onednn, CPU only;
+  ops.backend.resolve chooses): the same function up to float rounding, ~1.7x faster on CPU.
   """
   stage_sizes: Sequence[int]
   widths: Sequence[int]
@@ -233,10 +236,12 @@ class ResNet(nn.Module):
   block_options: Any = None  # extra block fields, e.g. {'dropout_rate': 0.3}
   scan_blocks: bool = False
   bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
+  conv_backend: str = 'xla'  # 'xla' or 'onednn' (ops.backend.resolve)
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    with backward_by_hand(self.scan_blocks):
+    impl = 'onednn' if self.conv_backend == 'onednn' else 'by_hand' if self.scan_blocks else 'xla'
+    with conv_impl(impl):
       return self._forward(x, train)
 
   def _forward(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:

@@ -1,0 +1,1 @@
+"""Compiled ops outside XLA: oneDNN convolutions for the CPU (`onednn`), chosen by `backend`."""

@@ -1,0 +1,150 @@
+"""oneDNN convolutions for XLA:CPU: `onednn_conv.cc` built on first use, called through jax.ffi.
+
+Why: XLA:CPU's convolution kernels are slow on the small-channel convs of CIFAR ResNets;
+oneDNN's (PyTorch's CPU kernels) run a ResNet-20 train step ~1.7x faster (benchmarks/NOTES.md).
+`conv` is a custom_vjp whose forward pass, input gradient and weight gradient are each one
+oneDNN primitive; tests/test_onednn_conv.py checks all three against lax.
+
+The library comes from the `onednn-cpu-gomp` / `onednn-devel-cpu-gomp` wheels (requirements.txt,
+x86-64 Linux). The shared object is compiled once per (source, jaxlib, oneDNN) into
+`~/.cache/resnet_flax/ops` (RESNET_FLAX_OPS_CACHE overrides; CXX picks the compiler), which
+takes a few seconds; later processes load it.
+"""
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import filelock
+import jax
+import numpy as np
+from jax import lax
+
+from resnet_flax.errors import UserError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.join(HERE, 'onednn_conv.cc')
+TARGETS = {'forward': 'ResnetFlaxOnednnConvForward',
+           'input_grad': 'ResnetFlaxOnednnConvInputGrad',
+           'weight_grad': 'ResnetFlaxOnednnConvWeightGrad'}
+PREFIX = 'resnet_flax_onednn_conv_'
+NHWC = ('NHWC', 'HWIO', 'NHWC')
+INSTALL = ('pip install -r requirements.txt (it pins onednn-cpu-gomp and onednn-devel-cpu-gomp '
+           'for x86-64 Linux)')
+
+
+def _prefix_paths() -> tuple[str, str]:
+  """Where the oneDNN wheels put the library and its headers: the environment's prefix."""
+  return os.path.join(sys.prefix, 'lib'), os.path.join(sys.prefix, 'include')
+
+
+def unavailable() -> str | None:
+  """Why oneDNN convolutions cannot run in this environment, or None if they can."""
+  if sys.platform != 'linux' or platform.machine() != 'x86_64':
+    return f'the oneDNN wheels are x86-64 Linux only (this is {sys.platform} {platform.machine()})'
+  lib, include = _prefix_paths()
+  if not os.path.exists(os.path.join(lib, 'libdnnl.so.3')):
+    return f'oneDNN is not installed in {sys.prefix}: {INSTALL}'
+  if not os.path.exists(os.path.join(include, 'dnnl.hpp')):
+    return f"oneDNN's headers are not installed in {sys.prefix}: {INSTALL}"
+  if not shutil.which(_compiler()):
+    return (f'no C++ compiler ({_compiler()!r}) to build the oneDNN convolution op: install g++ '
+            'or point CXX at one')
+  return None
+
+
+def _compiler() -> str:
+  return os.environ.get('CXX', 'g++')
+
+
+def _cache_dir() -> str:
+  return os.path.expanduser(os.environ.get('RESNET_FLAX_OPS_CACHE', '~/.cache/resnet_flax/ops'))
+
+
+def _build_command(output: str) -> list[str]:
+  lib, include = _prefix_paths()
+  return [_compiler(), '-O2', '-std=c++17', '-shared', '-fPIC', '-w',
+          f'-I{jax.ffi.include_dir()}', f'-I{include}', SOURCE, f'-L{lib}', '-ldnnl',
+          f'-Wl,-rpath,{lib}', '-o', output]
+
+
+def _library_path() -> str:
+  """The built library for this source, jaxlib and oneDNN install: built now if missing."""
+  with open(SOURCE, 'rb') as f:
+    key = hashlib.sha256(f.read())
+  key.update(' '.join(_build_command('')).encode())
+  key.update(jax.lib.__version__.encode() if hasattr(jax.lib, '__version__') else b'')
+  key.update(str(os.stat(os.path.join(_prefix_paths()[0], 'libdnnl.so.3')).st_size).encode())
+  cache = _cache_dir()
+  path = os.path.join(cache, f'onednn_conv-{key.hexdigest()[:16]}.so')
+  if os.path.exists(path):
+    return path
+  os.makedirs(cache, exist_ok=True)
+  with filelock.FileLock(path + '.lock'):  # processes of one run build it once
+    if os.path.exists(path):
+      return path
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+      built = os.path.join(tmp, 'lib.so')
+      result = subprocess.run(_build_command(built), capture_output=True, text=True, check=False)
+      if result.returncode:
+        raise UserError(
+            f'Building the oneDNN convolution op failed ({" ".join(_build_command(built))}):\n'
+            f'{result.stderr[-2000:]}\nFix the toolchain ({INSTALL}; a C++17 g++), or train with '
+            "XLA's own convolutions: --config.model.conv_backend=xla.")
+      os.replace(built, path)  # atomic: a concurrent reader sees all of it or nothing
+  return path
+
+
+@functools.cache
+def load() -> str:
+  """Builds (once) and loads the op, registers its FFI targets for the CPU; the oneDNN version.
+
+  Raises UserError saying what to install where it cannot.
+  """
+  reason = unavailable()
+  if reason:
+    raise UserError(f'oneDNN convolutions (--config.model.conv_backend=onednn) cannot run: '
+                    f"{reason}. Or use XLA's own convolutions: --config.model.conv_backend=xla.")
+  library = ctypes.cdll.LoadLibrary(_library_path())
+  for name, symbol in TARGETS.items():
+    jax.ffi.register_ffi_target(PREFIX + name, jax.ffi.pycapsule(getattr(library, symbol)),
+                                platform='cpu')
+  library.ResnetFlaxOnednnVersion.restype = ctypes.c_char_p
+  return library.ResnetFlaxOnednnVersion().decode()
+
+
+def _call(target: str, out: jax.ShapeDtypeStruct, a: jax.Array, b: jax.Array,
+          strides: tuple[int, int], padding: tuple) -> jax.Array:
+  attrs = {'sh': strides[0], 'sw': strides[1], 'ph_lo': padding[0][0], 'ph_hi': padding[0][1],
+           'pw_lo': padding[1][0], 'pw_hi': padding[1][1]}
+  return jax.ffi.ffi_call(PREFIX + target, out, vmap_method='sequential')(
+      a, b, **{k: np.int64(v) for k, v in attrs.items()})
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv(x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: tuple) -> jax.Array:
+  """float32 NHWC input, HWIO kernel, `padding` as ((lo, hi), (lo, hi)); no dilation, groups."""
+  load()
+  out = jax.eval_shape(functools.partial(lax.conv_general_dilated, window_strides=strides,
+                                         padding=padding, dimension_numbers=NHWC), x, w)
+  return _call('forward', out, x, w, strides, padding)
+
+
+def _forward(x, w, strides, padding):
+  return conv(x, w, strides, padding), (x, w)
+
+
+def _backward(strides, padding, residuals, dy):
+  x, w = residuals
+  dx = _call('input_grad', jax.ShapeDtypeStruct(x.shape, x.dtype), dy, w, strides, padding)
+  dw = _call('weight_grad', jax.ShapeDtypeStruct(w.shape, w.dtype), x, dy, strides, padding)
+  return dx, dw
+
+
+conv.defvjp(_forward, _backward)

@@ -1,0 +1,84 @@
+"""The conv implementations of layers.CONV_IMPLS (models.conv_vjp's hand-written backward,
+ops.onednn's oneDNN kernels): the same values and gradients as lax.conv_general_dilated, also
+under scan; anything they do not cover goes to lax unchanged."""
+
+import platform
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from resnet_flax.models import conv_vjp
+from resnet_flax.models.layers import CONV_IMPLS
+
+IMPLS = pytest.mark.parametrize('impl', ['by_hand', pytest.param('onednn', marks=pytest.mark.skipif(
+    sys.platform != 'linux' or platform.machine() != 'x86_64', reason='oneDNN: x86-64 Linux'))])
+
+CASES = [  # (input HxW, in, out, kernel, stride, padding): every ResNet conv kind, odd sizes too
+    (8, 3, 4, 3, 1, 1), (8, 4, 6, 3, 2, 1), (7, 4, 6, 3, 2, 1), (8, 4, 6, 1, 2, 0),
+    (9, 3, 5, 7, 2, 3), (6, 2, 3, 3, 1, 0), (5, 3, 4, 3, 2, 0), (32, 16, 32, 3, 2, 1),
+]
+
+
+def _pair(hw, cin, cout, k, seed=0):
+  rng = np.random.default_rng(seed)
+  return (jnp.asarray(rng.standard_normal((2, hw, hw + 1, cin)), jnp.float32),
+          jnp.asarray(rng.standard_normal((k, k, cin, cout)), jnp.float32))
+
+
+def assert_close(ours, ref, tol=1e-5):
+  """Equal up to float32 rounding of a different summation order: relative to the largest
+  value (elementwise rtol fails on sums that cancel to near zero)."""
+  ours, ref = np.asarray(ours), np.asarray(ref)
+  assert ours.shape == ref.shape
+  np.testing.assert_array_less(np.max(np.abs(ours - ref)), tol * np.max(np.abs(ref)))
+
+
+@IMPLS
+@pytest.mark.parametrize('hw,cin,cout,k,s,p', CASES)
+def test_value_and_gradients_match_lax(impl, hw, cin, cout, k, s, p):
+  x, w = _pair(hw, cin, cout, k)
+  pad = ((p, p), (p, p))
+
+  def loss(conv_fn):
+    def f(x, w):
+      y = conv_fn(x, w, (s, s), pad, dimension_numbers=conv_vjp.NHWC)
+      return jnp.sum(jnp.sin(y)), y  # a non-linear cotangent, not all ones
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(x, w)
+
+  (_, y_ours), (dx_ours, dw_ours) = loss(CONV_IMPLS[impl])
+  (_, y_lax), (dx_lax, dw_lax) = loss(lax.conv_general_dilated)
+  for ours, ref in ((y_ours, y_lax), (dx_ours, dx_lax), (dw_ours, dw_lax)):
+    assert_close(ours, ref)
+
+
+@IMPLS
+def test_gradients_match_inside_scan(impl):
+  x, w = _pair(8, 4, 4, 3)
+  ws = jnp.stack([w, 0.5 * w, -w])
+  pad = ((1, 1), (1, 1))
+
+  def loss(conv_fn, ws):
+    def body(h, w):
+      return jnp.tanh(h + conv_fn(h, w, (1, 1), pad, dimension_numbers=conv_vjp.NHWC)), None
+    return jnp.sum(lax.scan(body, x, ws)[0] ** 2)
+
+  ours = jax.jit(jax.grad(lambda ws: loss(CONV_IMPLS[impl], ws)))(ws)
+  ref = jax.jit(jax.grad(lambda ws: loss(lax.conv_general_dilated, ws)))(ws)
+  assert_close(ours, ref)
+
+
+@IMPLS
+def test_other_convolutions_go_to_lax_unchanged(impl):
+  x, w = _pair(8, 4, 4, 3)
+  dilated = CONV_IMPLS[impl](x, w, (1, 1), 'SAME', rhs_dilation=(2, 2),
+                             dimension_numbers=conv_vjp.NHWC)
+  np.testing.assert_array_equal(dilated, lax.conv_general_dilated(
+      x, w, (1, 1), 'SAME', rhs_dilation=(2, 2), dimension_numbers=conv_vjp.NHWC))
+  half = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)  # oneDNN's op is float32 only
+  np.testing.assert_array_equal(
+      CONV_IMPLS[impl](*half, (1, 1), ((1, 1), (1, 1)), dimension_numbers=conv_vjp.NHWC),
+      lax.conv_general_dilated(*half, (1, 1), ((1, 1), (1, 1)), dimension_numbers=conv_vjp.NHWC))
