@@ -7,18 +7,20 @@ import ml_collections
 import optax
 
 from resnet_flax import durations, models, optim, parallel
+from resnet_flax.ops import backend
 from resnet_flax.train_state import TrainState, create_train_state
 
 
 def create_model(cfg: ml_collections.ConfigDict, num_classes: int,
-                 bn_axis_name: str | None = None) -> nn.Module:
-  """The model that `config.model` describes; `bn_axis_name`: see parallel.bn_axis_name."""
+                 bn_axis_name: str | None = None, conv_backend: str | None = None) -> nn.Module:
+  """The model that `config.model` describes; `bn_axis_name`: see parallel.bn_axis_name;
+  `conv_backend` 'xla'/'onednn' (None: ops.backend.resolve of `cfg`, on one device)."""
   block_options = {k: cfg[k] for k in ('dropout_rate', 'zero_init_last_bn') if cfg[k]}
   overrides = {'bn_axis_name': bn_axis_name} if bn_axis_name else {}
   return models.create_model(cfg.name, num_classes=num_classes, dtype=jnp.dtype(cfg.dtype),
                              bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
                              scan_blocks=cfg.scan_blocks, block_options=block_options,
-                             **overrides)
+                             conv_backend=conv_backend or backend.resolve(cfg)[0], **overrides)
 
 
 def create_state(config: ml_collections.ConfigDict, model: nn.Module,

@@ -20,6 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from resnet_flax.errors import UserError
+from resnet_flax.ops import backend
 
 AXIS = 'data'
 MODES = ('jit', 'pmap')
@@ -68,7 +69,8 @@ def configure_cpu_devices(config: ml_collections.ConfigDict) -> str:
   --xla_force_host_platform_device_count or JAX_NUM_CPU_DEVICES / jax_num_cpu_devices),
   the run is multi-process, BN is per device (the count would change the model), or JAX
   already started (then what is there is used). Must run before anything touches a device.
-  GPU and TPU runs are unaffected: this only shapes the CPU backend.
+  GPU and TPU runs are unaffected: this only shapes the CPU backend. Auto keeps one device
+  where the convs will run on oneDNN (ops.backend): its threads use every core already.
   """
   cfg, wanted = config.parallel, config.parallel.cpu_devices
   if wanted < 0:
@@ -85,6 +87,10 @@ def configure_cpu_devices(config: ml_collections.ConfigDict) -> str:
     return 'as already chosen by XLA_FLAGS or jax_num_cpu_devices'
   if cfg.distributed or cfg.coordinator_address or cfg.batch_norm != 'global':
     return 'auto: one a process when multi-process or with per-device BatchNorm'
+  if backend.onednn_wanted(config.model):
+    if _set_cpu_devices(1):
+      return "auto: one, as oneDNN's convolutions use every core"
+    return 'as JAX had already started (parallel.cpu_devices=0)'
   for n in AUTO_CPU_DEVICES:
     if config.batch_size % n == 0 and config.eval_batch_size % n == 0:
       if _set_cpu_devices(n):
@@ -105,6 +111,11 @@ def _set_cpu_devices(n: int) -> bool:
 def step_axis_name(cfg: ml_collections.ConfigDict) -> str | None:
   """The named axis the step runs under (pmap or shard_map), None under plain jit."""
   return AXIS if cfg.mode == 'pmap' or cfg.batch_norm == 'per_device' else None
+
+
+def sharded_jit(cfg: ml_collections.ConfigDict) -> bool:
+  """Whether the step is a plain jit over several devices (XLA splits it, custom calls too)."""
+  return step_axis_name(cfg) is None and jax.device_count() > 1
 
 
 def bn_axis_name(cfg: ml_collections.ConfigDict) -> str | None:

@@ -166,10 +166,15 @@ print('RESULT ' + json.dumps({'said': said, 'devices': jax.device_count()}))
 '''
 
 
+XLA_CONVS = {'model.conv_backend': 'xla'}
+
+
 @pytest.mark.parametrize('overrides,xla_flags,devices,says', [
-    ({}, '', 4, 'auto'),  # the default config: 4 devices share the batch
-    ({'batch_size': 6, 'eval_batch_size': 10}, '', 2, 'auto'),  # 4 does not divide 6
-    ({'batch_size': 7}, '', 1, 'no count'),
+    ({}, '', 1, 'oneDNN'),  # the default config: oneDNN's convs use every core from one device
+    (XLA_CONVS, '', 4, 'auto'),  # XLA's convs: 4 devices share the batch
+    ({**XLA_CONVS, 'batch_size': 6, 'eval_batch_size': 10}, '', 2, 'auto'),  # 4 does not divide 6
+    ({**XLA_CONVS, 'batch_size': 7}, '', 1, 'no count'),
+    ({'model.dtype': 'bfloat16'}, '', 4, 'auto'),  # the oneDNN op is float32: XLA's convs
     ({'parallel.batch_norm': 'per_device'}, '', 1, 'per-device BatchNorm'),  # changes the model
     ({}, '--xla_force_host_platform_device_count=2', 2, 'XLA_FLAGS'),  # the user's choice stands
     ({'parallel.cpu_devices': 3, 'batch_size': 6}, '', 3, 'cpu_devices=3'),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -142,8 +143,9 @@ def test_cli_trains_and_overrides_apply(tmp_path):
                    f'--config.compilation_cache_dir={tmp_path / "cache"}', env=env)
   assert proc.returncode == 0, proc.stderr
   assert 'final test accuracy' in proc.stdout and 'training throughput' in proc.stdout
-  # The defaults for a CPU: 4 devices share each batch; the compiled steps are cached.
-  assert '4 cpu device(s) (parallel.cpu_devices=0: auto)' in proc.stdout
+  # The defaults for a CPU: oneDNN's convs on one device using every core; compiled steps cached.
+  assert "1 cpu device(s) (auto: one, as oneDNN's convolutions use every core)" in proc.stdout
+  assert re.search(r'onednn convolutions \(oneDNN 3\.\d+\.\d+, auto\)', proc.stdout)
   assert f'compilation cache {tmp_path / "cache"}' in proc.stdout and os.listdir(tmp_path / 'cache')
   tmp_path = tmp_path / 'run'
   steps = [r['step'] for r in read_metrics(tmp_path) if 'loss' in r]
