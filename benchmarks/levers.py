@@ -3,8 +3,8 @@
   .venv/bin/python benchmarks/levers.py [--models resnet20] [--steps 6] [--repeats 3]
 
 Every variant runs our step as train.py builds it (bench_jax.setup: configs/default.py, batch
-128) with one thing changed: the CPU device count, an XLA flag, the compute dtype, nn.scan with
-or without the hand-written conv backward. Each gets its own process (the device count and XLA
+128) with one thing changed: the conv backend, the CPU device count, an XLA flag, the compute
+dtype, nn.scan with or without the hand-written conv backward. Each gets its own process (the device count and XLA
 flags are fixed when JAX starts); the table gives train and eval img/s (median of `--repeats`
 timings of `--steps` steps), the step's compile time and, last, the init compile with and
 without XLA's backend optimisations and one conv's gradient in NHWC and NCHW. Read the rows of
@@ -12,7 +12,6 @@ one run against each other: the absolute rates move with the machine's load.
 """
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -24,18 +23,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEVICES = '--xla_force_host_platform_device_count={}'
 
-# name -> (XLA_FLAGS, config overrides, hand-written scan backward)
+XLA = {'model.conv_backend': 'xla'}
+# name -> (XLA_FLAGS, config overrides, hand-written scan backward for XLA's convs)
 VARIANTS = {
-    'default (auto: 4 CPU devices)': ('', {}, True),
-    '1 CPU device': (DEVICES.format(1), {}, True),
-    '2 CPU devices': (DEVICES.format(2), {}, True),
-    '8 CPU devices': (DEVICES.format(8), {}, True),
-    'bfloat16 compute': ('', {'model.dtype': 'bfloat16'}, True),
-    '--xla_cpu_use_onednn=true': ('--xla_cpu_use_onednn=true', {}, True),
-    '--xla_cpu_enable_fast_math=true': ('--xla_cpu_enable_fast_math=true', {}, True),
-    '--xla_cpu_use_xnnpack=false': ('--xla_cpu_use_xnnpack=false', {}, True),
-    'scan_blocks (hand-written conv backward)': ('', {'model.scan_blocks': True}, True),
-    'scan_blocks with autodiff conv backward': ('', {'model.scan_blocks': True}, False),
+    'default (auto: oneDNN convs, 1 CPU device)': ('', {}, True),
+    'XLA convs, auto: 4 CPU devices': ('', XLA, True),
+    'XLA convs, 1 CPU device': (DEVICES.format(1), XLA, True),
+    'XLA convs, 2 CPU devices': (DEVICES.format(2), XLA, True),
+    'XLA convs, 8 CPU devices': (DEVICES.format(8), XLA, True),
+    'bfloat16 compute (XLA convs, 4 devices)': ('', {'model.dtype': 'bfloat16'}, True),
+    'XLA convs, --xla_cpu_use_onednn=true': ('--xla_cpu_use_onednn=true', XLA, True),
+    'XLA convs, --xla_cpu_enable_fast_math=true': ('--xla_cpu_enable_fast_math=true', XLA, True),
+    'XLA convs, --xla_cpu_use_xnnpack=false': ('--xla_cpu_use_xnnpack=false', XLA, True),
+    'scan_blocks (oneDNN convs)': ('', {'model.scan_blocks': True}, True),
+    'scan_blocks, XLA convs, hand-written backward': ('', {**XLA, 'model.scan_blocks': True}, True),
+    'scan_blocks, XLA convs, autodiff backward': ('', {**XLA, 'model.scan_blocks': True}, False),
 }
 
 
@@ -51,8 +53,8 @@ def run_variant(model: str, overrides: dict, by_hand: bool, steps: int, repeats:
     return config_help.set_fields(get_config(), overrides)
   default.get_config = patched
   if not by_hand:
-    from resnet_flax.models import resnet
-    resnet.backward_by_hand = lambda on=True: contextlib.nullcontext()
+    from resnet_flax.models import layers
+    layers.CONV_IMPLS['by_hand'] = None  # lax's conv and autodiff inside the scan too
   import bench_jax
   import protocol
   scan = overrides.pop('model.scan_blocks', False)
