@@ -23,6 +23,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 import protocol
 from configs import default
 from resnet_flax import build, models, parallel, steps
+from resnet_flax.ops import backend
 
 NUM_CLASSES, IMAGE_SHAPE, STEPS_PER_EPOCH = 10, (32, 32, 3), 50_000 // 128
 # The CPU split into devices as train.py splits it for the default config (batch 128: 4 devices),
@@ -135,9 +136,11 @@ def matmul(n: int, reps: int) -> dict[str, Any]:
 def info() -> dict[str, Any]:
   import flax
   import jaxlib
+  name, why = backend.resolve(default.get_config().model)
   return {'jax': jax.__version__, 'jaxlib': jaxlib.__version__, 'flax': flax.__version__,
           'numpy': np.__version__, 'python': sys.version.split()[0],
-          'backend': jax.default_backend(), 'devices': jax.device_count()}
+          'backend': jax.default_backend(), 'devices': jax.device_count(),
+          'convolutions': f'{name} ({why})'}
 
 
 HANDLERS = {'setup': setup, 'compile': compile_again, 'train': train, 'eval': evaluate,

@@ -88,10 +88,14 @@ def median(xs: list[float]) -> float:
 
 def machine() -> dict[str, Any]:
   """What the numbers were measured on (the report's header)."""
-  cpu = 'unknown'
+  cpu, flags = 'unknown', set()
   try:
     with open('/proc/cpuinfo') as f:
-      cpu = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), cpu)
+      lines = f.read().splitlines()
+    cpu = next((line.split(':', 1)[1].strip() for line in lines if line.startswith('model name')),
+               cpu)
+    flags = set(next((line.split(':', 1)[1].split() for line in lines
+                      if line.startswith('flags')), []))
     with open('/proc/meminfo') as f:
       mem_kib = int(next(line.split()[1] for line in f if line.startswith('MemTotal')))
   except (OSError, StopIteration, ValueError):
@@ -104,9 +108,14 @@ def machine() -> dict[str, Any]:
     commit += ' (with uncommitted changes)' if dirty else ''
   except (OSError, subprocess.CalledProcessError):
     commit = 'unknown'
-  return {'cpu': cpu, 'cores': len(os.sched_getaffinity(0)), 'cpu_count': os.cpu_count(),
-          'ram_gib': mem_kib / 2**20, 'kernel': platform.release(), 'commit': commit,
-          'xla_flags': os.environ.get('XLA_FLAGS', ''), 'load_start': os.getloadavg()}
+  # The widest vector unit: oneDNN's and XLA's kernels differ most with it (machines of one
+  # kind have come with and without AVX-512).
+  vectors = next((name for flag, name in (('avx512f', 'AVX-512'), ('avx2', 'AVX2'))
+                  if flag in flags), 'no AVX2')
+  return {'cpu': cpu, 'vectors': vectors, 'cores': len(os.sched_getaffinity(0)),
+          'cpu_count': os.cpu_count(), 'ram_gib': mem_kib / 2**20, 'kernel': platform.release(),
+          'commit': commit, 'xla_flags': os.environ.get('XLA_FLAGS', ''),
+          'load_start': os.getloadavg()}
 
 
 # --- the two workers ------------------------------------------------------------------------------
@@ -425,11 +434,13 @@ def render(results: dict[str, Any]) -> str:
       f'({results.get("minutes", 0):.0f} min)'
       + (' (**--quick: a smoke run, not figures of record**)' if results['quick'] else '') + '.', '',
       '## Machine', '',
-      f'- CPU: {mach["cpu"]}, {mach["cores"]} cores usable ({mach["cpu_count"]} online), '
-      f'{mach["ram_gib"]:.1f} GiB RAM, Linux {mach["kernel"]}',
+      f'- CPU: {mach["cpu"]} ({mach.get("vectors", "vector unit not recorded")}), '
+      f'{mach["cores"]} cores usable '
+      f'({mach["cpu_count"]} online), {mach["ram_gib"]:.1f} GiB RAM, Linux {mach["kernel"]}',
       f'- Python {v["ours"]["python"]}; jax {v["ours"]["jax"]}, jaxlib {v["ours"]["jaxlib"]}, '
       f'flax {v["ours"]["flax"]} ({v["ours"]["devices"]} {v["ours"]["backend"]} device(s)); '
       f'torch {torch_v} ({torch_info.get("threads", "–")} threads)',
+      f'- Our convolutions: {v["ours"].get("convolutions", "not recorded")}',
       f'- XLA_FLAGS: `{mach["xla_flags"] or "(unset)"}`; commit {mach["commit"]}',
       f'- Load average (1 min) {mach["load_start"][0]:.1f} at start, {mach["load_end"][0]:.1f} at '
       f'end: other work shared the cores, so read the ratios, not the absolute rates.', '',
@@ -470,7 +481,9 @@ def render(results: dict[str, Any]) -> str:
       'Init: the jitted `model.init` + optimizer state (compile and run). Trace, lower and XLA '
       'compile of the train step through `parallel.DataParallel`, as train.py runs it; median of '
       'the samples (the first in a fresh process, the others recompiling from scratch). XLA '
-      'GFLOP/s: the same step rate counted with XLA\'s cost analysis of the compiled step.', '',
+      'GFLOP/s: the same step rate counted with XLA\'s cost analysis of the compiled step, which '
+      'leaves out custom calls: with oneDNN\'s convolutions it counts only the rest of the step.',
+      '',
       '| model | init (s) | trace (s) | lower (s) | XLA compile (s) | step total (s) | samples '
       '| eval step compile (s) | MACs/image | XLA GFLOP/s |',
       '|---|---|---|---|---|---|---|---|---|---|']

@@ -41,12 +41,12 @@ def fake_results(ours_ips: float, compile_110: float, first_step: float, rss: fl
       'date': '2026-01-01 00:00 UTC', 'command': 'python benchmarks/suite.py', 'quick': False,
       'batch': 128, 'json': 'results.json', 'torch_missing': '',
       'plan': {'repeats': 3, 'warmup_steps': 2},
-      'machine': {'cpu': 'Test CPU', 'cores': 2, 'cpu_count': 2, 'ram_gib': 8.0, 'kernel': 'x',
+      'machine': {'cpu': 'Test CPU', 'vectors': 'AVX2', 'cores': 2, 'cpu_count': 2, 'ram_gib': 8.0, 'kernel': 'x',
                   'commit': 'abc', 'xla_flags': '', 'load_start': (1.0, 1.0, 1.0),
                   'load_end': (1.0, 1.0, 1.0)},
       'matmul': {'n': 4096, 'versions': {
           'ours': {'jax': '0.0', 'jaxlib': '0.0', 'flax': '0.0', 'python': '3', 'devices': 1,
-                   'backend': 'cpu'},
+                   'backend': 'cpu', 'convolutions': 'onednn (oneDNN 3.2.0, auto)'},
           'pytorch/default': {'torch': '2.13.0', 'threads': 2},
           'pytorch/passive': {'torch': '2.13.0', 'threads': 2}},
           'gflops': {'ours': [100.0] * 3, 'pytorch/default': [150.0] * 3,
@@ -70,7 +70,8 @@ def test_report_compares_with_the_faster_pytorch_and_marks_goals():
   # 250 img/s x 6 x 40.55 M MACs = 60.8 GFLOP/s of a 100 GFLOP/s peak
   assert '60.8 (61%)' in report
   assert 'GPU column: not measured: no GPU in this run.' in report
-  assert 'CPU: Test CPU, 2 cores' in report
+  assert 'CPU: Test CPU (AVX2), 2 cores' in report  # kernels differ most with the vector unit
+  assert 'Our convolutions: onednn (oneDNN 3.2.0, auto)' in report
   status = goal_status(report)
   assert list(status.values()) == ['met'] * 7, status
 
