@@ -3,7 +3,7 @@
 Why: XLA:CPU's convolution kernels are slow on the small-channel convs of CIFAR ResNets;
 oneDNN's (PyTorch's CPU kernels) run a ResNet-20 train step ~1.7x faster (benchmarks/NOTES.md).
 `conv` is a custom_vjp whose forward pass, input gradient and weight gradient are each one
-oneDNN primitive; tests/test_onednn_conv.py checks all three against lax.
+oneDNN primitive; tests/test_conv_impls.py checks all three against lax.
 
 The library comes from the `onednn-cpu-gomp` / `onednn-devel-cpu-gomp` wheels (requirements.txt,
 x86-64 Linux). The shared object is compiled once per (source, jaxlib, oneDNN) into
