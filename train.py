@@ -5,10 +5,15 @@
 Rerunning the same command on the same workdir resumes from its newest checkpoint.
 """
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from resnet_flax import host_memory
 
-from resnet_flax.errors import UserError, fail
+host_memory.keep_freed_memory()  # before TensorFlow's and JAX's threads exist: see host_memory
+
+# pylint: disable=wrong-import-position
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from resnet_flax.errors import UserError, fail  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', 'configs/default.py', 'Config file; override fields with --config.a.b=value.',

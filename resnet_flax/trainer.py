@@ -16,8 +16,8 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import (build, compile_cache, durations, models, optim, parallel, plot, report,
-                         resume, steps)
+from resnet_flax import (build, compile_cache, durations, host_memory, models, optim, parallel,
+                         plot, report, resume, steps)
 from resnet_flax import data as data_lib
 from resnet_flax.data import augment, on_device
 from resnet_flax.checkpointing import Checkpointer, checkpoint_bytes
@@ -36,6 +36,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   A SIGTERM/SIGINT saves a checkpoint and returns early with {'preempted': True, ...}.
   """
   started = time.perf_counter()
+  host_memory.keep_freed_memory()  # before JAX's threads start: see host_memory
   _check_intervals(config)
   parallel.check_config(config.parallel)
   parallel.initialize_distributed(config.parallel)
