@@ -22,12 +22,13 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 import protocol
 from configs import default
-from resnet_flax import build, models, parallel, steps
+from resnet_flax import build, host_memory, models, parallel, steps
 from resnet_flax.ops import backend
 
 NUM_CLASSES, IMAGE_SHAPE, STEPS_PER_EPOCH = 10, (32, 32, 3), 50_000 // 128
 # The CPU split into devices as train.py splits it for the default config (batch 128: 4 devices),
 # before anything starts JAX; XLA_FLAGS with a device count overrides it, as in train.py.
+HOST_MEMORY = host_memory.keep_freed_memory()  # as train_and_evaluate does
 CPU_DEVICES = parallel.configure_cpu_devices(default.get_config())
 _S: dict[str, Any] = {}  # the worker's state between commands
 
