@@ -55,7 +55,8 @@ GiB = 2**30
 class Plan:
   """How much to measure: the full suite, or --quick (a smoke run for tests)."""
   repeats: int
-  warmup_steps: int  # untimed steps per side before the repeats
+  warmup_steps: int  # untimed steps per side and kind in each warm-up round
+  warmup_rounds: int  # train then eval, this many times per side before the repeats
   target_s: float  # one timed measurement runs about this long (at least one step)
   compile_repeats: int
   matmul_n: int
@@ -67,10 +68,11 @@ class Plan:
 
 def make_plan(args: argparse.Namespace) -> Plan:
   if args.quick:
-    return Plan(repeats=args.repeats or 1, warmup_steps=1, target_s=0, compile_repeats=1,
+    return Plan(repeats=args.repeats or 1, warmup_steps=1, warmup_rounds=1, target_s=0,
+                compile_repeats=1,
                 matmul_n=1024, matmul_reps=2, start_runs=1, rss_steps=2, synthetic_50k=False)
   repeats = args.repeats or 5
-  return Plan(repeats=repeats, warmup_steps=2, target_s=args.target_s,
+  return Plan(repeats=repeats, warmup_steps=2, warmup_rounds=2, target_s=args.target_s,
               compile_repeats=min(repeats, 3), matmul_n=4096, matmul_reps=3,
               start_runs=min(repeats, 3), rss_steps=30, synthetic_50k=True)
 
@@ -193,10 +195,14 @@ def bench_model(name: str, plan: Plan, batch: int, torch_python: str | None, var
                            f'{setup["ours"]["params"]:,}: not the same model')
     phases = [{k: setup['ours'][k] for k in ('trace_s', 'lower_s', 'compile_s')}]
     steps: dict[str, int] = {}
-    for side, w in in_turn(workers, 0):
-      for kind in ('train', 'eval'):
-        seconds = w.ask(kind, steps=plan.warmup_steps)['seconds'] / plan.warmup_steps
-        steps[f'{side}:{kind}'] = max(1, round(plan.target_s / seconds))
+    # Rounds of train then eval, as the repeats alternate them: a process's heap settles only
+    # after both steps' buffers have come and gone (the first train step after the first eval
+    # step can fault its whole temp buffer in again). The last round sets the step counts.
+    for _ in range(plan.warmup_rounds):
+      for side, w in in_turn(workers, 0):
+        for kind in ('train', 'eval'):
+          seconds = w.ask(kind, steps=plan.warmup_steps)['seconds'] / plan.warmup_steps
+          steps[f'{side}:{kind}'] = max(1, round(plan.target_s / seconds))
     rates = {kind: {side: [] for side in workers} for kind in ('train', 'eval')}
     for r in range(plan.repeats):
       for kind in ('train', 'eval'):
@@ -451,7 +457,8 @@ def render(results: dict[str, Any]) -> str:
         for g in goals(s)), '',
       f'## Training and evaluation step (batch {results["batch"]}, float32, 32x32x3)', '',
       f'Images per second, median of {plan["repeats"]} interleaved repeats per side after '
-      f'{plan["warmup_steps"]} warm-up steps; ratio = ours / PyTorch. GFLOP/s = 6 x forward MACs '
+      f'{plan.get("warmup_rounds", 1)} warm-up round(s) of {plan["warmup_steps"]} train and '
+      f'{plan["warmup_steps"]} eval steps; ratio = ours / PyTorch. GFLOP/s = 6 x forward MACs '
       f'per image x img/s (model FLOPs); % of peak: of the jnp f32 matmul peak below. PyTorch: '
       f'the faster of its runs ({", ".join(variants) or "none"}; see below).', '',
       '| model | params | train ours | train PyTorch | ratio | eval ours | eval PyTorch | ratio '

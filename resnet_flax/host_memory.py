@@ -4,9 +4,10 @@ Why: XLA:CPU allocates a step's temporaries (298 MB for ResNet-20 at batch 128, 
 ResNet-56) with posix_memalign on its own threads, and frees them when the step ends. glibc
 serves blocks that big with a fresh mmap and returns them with munmap, so every step faults
 every page in again (72,800 minor faults a ResNet-20 step, 201,800 a ResNet-56 step) and the
-kernel zeroes them: 0.2-0.7 s of system time a step, ~8% of both cores. With one malloc arena,
-no mmap for big blocks and no trimming of the heap's top, the step reuses the same pages.
-(Thread arenas fall back to mmap whatever M_MMAP_MAX says, hence the one arena.)
+kernel zeroes them: 0.2-0.7 s of system time a step, ~8% of both cores (on a VM whose faults
+cost 7-12 us, a ResNet-110 step took 3 s instead of 1). With one malloc arena, no mmap for big
+blocks and no trimming of the heap at all, the step reuses the same pages. (Thread arenas fall
+back to mmap whatever M_MMAP_MAX says, hence the one arena.)
 benchmarks/NOTES.md has the numbers.
 """
 
@@ -16,7 +17,10 @@ import platform
 
 # mallopt(3) parameters (malloc.h).
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
-INT_MAX = 2**31 - 1
+# glibc stores the trim threshold as a size_t: -1 becomes SIZE_MAX, "never trim". INT_MAX (2 GiB)
+# is not enough: a ResNet-110 step's 1.5 GB temp buffer plus a free neighbour passes it, and the
+# trim then hands the pages back, to be faulted in again (6 of 30 steps instead of 2).
+NEVER = -1
 
 _applied: str | None = None
 
@@ -36,7 +40,7 @@ def keep_freed_memory() -> str:
     return _applied
   libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
   ok = all(libc.mallopt(param, value) == 1 for param, value in (
-      (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, INT_MAX)))
+      (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER)))
   _applied = ('host allocator: freed step buffers are reused' if ok
               else 'host allocator: glibc refused mallopt; left as it is')
   return _applied
