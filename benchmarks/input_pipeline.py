@@ -18,9 +18,16 @@ import functools
 import json
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
+
+from resnet_flax import host_memory
+
+host_memory.keep_freed_memory()  # before JAX's and tf.data's threads allocate, as train.py does
 
 import jax
 import jax.numpy as jnp
@@ -29,10 +36,10 @@ import numpy as np
 import optax
 from jax.sharding import SingleDeviceSharding
 
-from resnet_flax import steps
+from configs import default
+from resnet_flax import build, steps
 from resnet_flax.data import augment, on_device, pipeline
 from resnet_flax.data.dataset import Dataset, Split
-from resnet_flax.models import create_model
 from resnet_flax.train_state import create_train_state
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -88,7 +95,8 @@ def main() -> None:
   host = [host_images_per_sec(ds, aug, args.batch, args.host_batches, epoch)
           for epoch in range(args.repeats)]
 
-  model = create_model('resnet20', num_classes=10)
+  config = default.get_config()  # the model a train.py user gets: ResNet-20, its conv backend
+  model = build.create_model(config.model, num_classes=10)
   tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.1, momentum=0.9))
   state = create_train_state(model, tx, jax.random.key(0), (32, 32, 3))
   train_step = functools.partial(steps.train_step, schedule=optax.constant_schedule(0.1))
