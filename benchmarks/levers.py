@@ -127,7 +127,8 @@ def main() -> None:
   parser.add_argument('--models', default='resnet20')
   parser.add_argument('--steps', type=int, default=6)
   parser.add_argument('--repeats', type=int, default=3)
-  parser.add_argument('--variants', default='', help='comma-separated names; default: all')
+  parser.add_argument('--variants', default='',
+                      help='names separated by ";" (names hold commas); default: all')
   parser.add_argument('--worker', help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.worker:
@@ -137,7 +138,10 @@ def main() -> None:
                           job['repeats']))
     print('RESULT ' + json.dumps(result))
     return
-  names = args.variants.split(',') if args.variants else list(VARIANTS)
+  names = [n.strip() for n in args.variants.split(';')] if args.variants else list(VARIANTS)
+  unknown = [n for n in names if n not in VARIANTS]
+  if unknown:
+    parser.error(f'unknown variant(s) {unknown}; choose from: ' + '; '.join(VARIANTS))
   print(f'load average {os.getloadavg()[0]:.1f} at start')
   for model in args.models.split(','):
     print(f'\n{model}, batch 128: img/s, median of {args.repeats} x {args.steps} steps\n')

@@ -194,6 +194,9 @@ def bench_model(name: str, plan: Plan, batch: int, torch_python: str | None, var
         raise RuntimeError(f'{name}: {side} has {info["params"]:,} parameters, ours '
                            f'{setup["ours"]["params"]:,}: not the same model')
     phases = [{k: setup['ours'][k] for k in ('trace_s', 'lower_s', 'compile_s')}]
+    # The compile samples come before any timed step: a compile between two measurements
+    # reshapes the heap, and the next train step then faults its temp buffer in again.
+    phases += [workers['ours'].ask('compile') for _ in range(plan.compile_repeats - 1)]
     steps: dict[str, int] = {}
     # Rounds of train then eval, as the repeats alternate them: a process's heap settles only
     # after both steps' buffers have come and gone (the first train step after the first eval
@@ -209,8 +212,6 @@ def bench_model(name: str, plan: Plan, batch: int, torch_python: str | None, var
         for side, w in in_turn(workers, r):
           n = steps[f'{side}:{kind}']
           rates[kind][side].append(n * batch / w.ask(kind, steps=n)['seconds'])
-      if r < plan.compile_repeats - 1:
-        phases.append(workers['ours'].ask('compile'))
       log(f'{name} repeat {r + 1}/{plan.repeats}: train img/s '
           + ', '.join(f'{side} {v[-1]:.1f}' for side, v in rates['train'].items()))
     return {'batch': batch, 'setup': setup, 'steps_per_measurement': steps,
