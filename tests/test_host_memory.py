@@ -9,6 +9,8 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GLIBC_ONLY = pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc',
+                                reason="the setting is glibc malloc's")
 
 # A fresh process (the setting must precede JAX's threads): a jitted function whose 64 MiB
 # intermediate feeds a dot, so XLA keeps it in its temp buffer, run several times; prints the
@@ -38,8 +40,7 @@ def run_worker(mode: str) -> dict:
   return json.loads(out.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc',
-                    reason='the setting is glibc malloc\'s')
+@GLIBC_ONLY
 def test_step_temporaries_reuse_their_pages():
   kept, plain = run_worker('keep'), run_worker('off')
   pages = kept['temp'] // 4096
@@ -80,8 +81,7 @@ print(json.dumps({'grown': grown, 'kept': libc.sbrk(0) - start}))
 '''
 
 
-@pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ver()[0] != 'glibc',
-                    reason='the setting is glibc malloc\'s')
+@GLIBC_ONLY
 def test_heap_is_not_trimmed_above_2_gib():
   env = {**os.environ, 'PYTHONPATH': ROOT}
   out = subprocess.run([sys.executable, '-c', TRIM_WORKER], env=env, capture_output=True,
