@@ -144,7 +144,8 @@ def test_levers_script_measures_a_variant_in_its_own_process():
   """benchmarks/levers.py: the chosen variant runs with its own device count; rates positive."""
   proc = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'levers.py'),
                          '--models', 'resnet20', '--variants', 'XLA convs, 2 CPU devices',
-                         '--steps', '1', '--repeats', '1'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                         '--steps', '1', '--repeats', '1'],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   row = re.search(r'^\| XLA convs, 2 CPU devices \| 2 \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$',
                   proc.stdout, re.M)
