@@ -28,8 +28,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.zero_init_last_bn = False  # zero the last BN scale of each residual branch
   config.model.scan_blocks = False  # nn.scan over each stage's repeated blocks: compile time flat
   #   in depth (ResNet-110 8.2 -> 3.8 s) for ~10% fewer img/s on CPU (benchmarks/NOTES.md)
-  config.model.conv_backend = 'auto'  # convolution kernels: 'onednn' (oneDNN's, CPU float32 on one
-  #   device, ~1.7x XLA's there), 'xla', or 'auto': oneDNN where it applies (resnet_flax/ops/backend.py)
+  config.model.conv_backend = 'auto'  # convolution kernels: 'onednn' (oneDNN's, CPU on one device:
+  #   float32, ~1.7x XLA's there, or bfloat16 where the CPU has AMX/AVX512-BF16), 'xla', or 'auto':
+  #   oneDNN where it applies (resnet_flax/ops/backend.py)
   config.model.init_from = ''  # a PyTorch .pth/.th state dict to start from (fine-tuning); '' = random
   config.model.init_reinit_head = False  # with init_from: fresh head (e.g. another class count)
 

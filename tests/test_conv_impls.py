@@ -13,6 +13,7 @@ from jax import lax
 
 from resnet_flax.models import conv_vjp
 from resnet_flax.models.layers import CONV_IMPLS
+from resnet_flax.ops import onednn
 
 IMPLS = pytest.mark.parametrize('impl', ['by_hand', pytest.param('onednn', marks=pytest.mark.skipif(
     sys.platform != 'linux' or platform.machine() != 'x86_64', reason='oneDNN: x86-64 Linux'))])
@@ -78,7 +79,29 @@ def test_other_convolutions_go_to_lax_unchanged(impl):
                              dimension_numbers=conv_vjp.NHWC)
   np.testing.assert_array_equal(dilated, lax.conv_general_dilated(
       x, w, (1, 1), 'SAME', rhs_dilation=(2, 2), dimension_numbers=conv_vjp.NHWC))
-  half = x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)  # oneDNN's op is float32 only
+  half = x.astype(jnp.float16), w.astype(jnp.float16)  # oneDNN's op: float32 and bfloat16 only
   np.testing.assert_array_equal(
       CONV_IMPLS[impl](*half, (1, 1), ((1, 1), (1, 1)), dimension_numbers=conv_vjp.NHWC),
       lax.conv_general_dilated(*half, (1, 1), ((1, 1), (1, 1)), dimension_numbers=conv_vjp.NHWC))
+
+
+@pytest.mark.skipif(sys.platform != 'linux' or platform.machine() != 'x86_64'
+                    or not onednn.native_bfloat16(), reason='oneDNN bfloat16: a CPU with AMX or '
+                    'AVX512-BF16')
+@pytest.mark.parametrize('hw,cin,cout,k,s,p', CASES)
+def test_onednn_bfloat16_is_float32_math_on_bfloat16_operands(hw, cin, cout, k, s, p):
+  """Values and both gradients: the float32 conv of the same bfloat16 operands (and bfloat16
+  cotangent), rounded once to bfloat16 (2^-8 relative), as oneDNN accumulates in float32."""
+  x, w = (a.astype(jnp.bfloat16) for a in _pair(hw, cin, cout, k))
+  pad = ((p, p), (p, p))
+  y, vjp = jax.vjp(lambda x, w: CONV_IMPLS['onednn'](
+      x, w, (s, s), pad, dimension_numbers=conv_vjp.NHWC), x, w)
+  dy = jnp.cos(y.astype(jnp.float32)).astype(jnp.bfloat16)
+  dx, dw = jax.jit(vjp)(dy)
+  f32 = lambda a: a.astype(jnp.float32)
+  y32, vjp32 = jax.vjp(lambda x, w: lax.conv_general_dilated(
+      x, w, (s, s), pad, dimension_numbers=conv_vjp.NHWC), f32(x), f32(w))
+  dx32, dw32 = vjp32(f32(dy))
+  for ours, ref in ((y, y32), (dx, dx32), (dw, dw32)):
+    assert ours.dtype == jnp.bfloat16
+    assert_close(f32(ours), ref, tol=8e-3)

@@ -31,9 +31,9 @@ def relu(x: jnp.ndarray) -> jnp.ndarray:
 # How the convs built inside a `conv_impl` block compute: 'xla' (lax's conv and autodiff),
 # 'by_hand' (models.conv_vjp: a hand-written backward, what keeps convs in an nn.scan body fast
 # on XLA:CPU; outside loops lax's own is as fast) or 'onednn' (ops.onednn: oneDNN kernels on
-# the CPU, float32). benchmarks/NOTES.md has the numbers.
+# the CPU, float32 or bfloat16). benchmarks/NOTES.md has the numbers.
 CONV_IMPLS = {'xla': None, 'by_hand': conv_vjp.conv_general_dilated,
-              'onednn': conv_vjp.lax_signature(onednn.conv, (jnp.float32,))}
+              'onednn': conv_vjp.lax_signature(onednn.conv, onednn.DTYPES)}
 _CONV_IMPL = contextvars.ContextVar('conv_impl', default='xla')
 
 

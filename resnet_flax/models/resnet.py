@@ -219,8 +219,9 @@ class ResNet(nn.Module):
   layouts. Its convs get a hand-written backward pass (layers.conv_impl 'by_hand'), without
   which XLA:CPU runs scanned conv gradients ~15x slower (benchmarks/NOTES.md).
 
-  `conv_backend` 'onednn' runs the float32 convs with oneDNN's kernels (ops.onednn, CPU only;
-  ops.backend.resolve chooses): the same function up to float rounding, ~1.7x faster on CPU.
+  `conv_backend` 'onednn' runs the float32 or bfloat16 convs with oneDNN's kernels (ops.onednn,
+  CPU only; ops.backend.resolve chooses): the same function up to float rounding, ~1.7x faster
+  on CPU in float32.
   """
   stage_sizes: Sequence[int]
   widths: Sequence[int]

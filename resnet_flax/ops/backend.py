@@ -1,14 +1,14 @@
 """Which kernels run the convolutions: `config.model.conv_backend` ('auto', 'xla', 'onednn').
 
-'auto' takes oneDNN's (ops.onednn) where they apply and are faster: the CPU backend, float32
-compute, one device. On one device oneDNN's threads use every core; several CPU devices
+'auto' takes oneDNN's (ops.onednn) where they apply and are faster: the CPU backend, one device,
+float32 compute, or bfloat16 on a CPU with bfloat16 arithmetic (AMX or AVX512-BF16; elsewhere
+oneDNN would emulate it). On one device oneDNN's threads use every core; several CPU devices
 would each start their own (and a custom call in a sharded jit is not split by XLA, it
 gathers the batch), so there XLA's convs are used. Either backend computes the same function
 up to float rounding, and the parameters are the same, so a run may switch on resume.
 """
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from resnet_flax.errors import UserError
@@ -28,15 +28,16 @@ def onednn_wanted(model_cfg: ml_collections.ConfigDict) -> bool:
   JAX starts, so it cannot look at the devices."""
   requested = model_cfg.get('conv_backend', 'auto')
   _check_name(requested)
-  return (requested == 'onednn' or requested == 'auto' and jnp.dtype(model_cfg.dtype) ==
-          jnp.float32 and onednn.unavailable() is None)
+  return (requested == 'onednn' or requested == 'auto' and
+          onednn.dtype_problem(model_cfg.dtype) is None and onednn.unavailable() is None)
 
 
 def _why_not_onednn(model_cfg: ml_collections.ConfigDict, sharded_jit: bool) -> str | None:
   if jax.default_backend() != 'cpu':
     return f'oneDNN is for the CPU and this run is on {jax.default_backend()}'
-  if jnp.dtype(model_cfg.dtype) != jnp.float32:
-    return f'the oneDNN op is float32 and model.dtype is {model_cfg.dtype}'
+  problem = onednn.dtype_problem(model_cfg.dtype)
+  if problem:
+    return f'model.dtype is {model_cfg.dtype}: {problem}'
   if sharded_jit:
     return (f'{jax.device_count()} devices share the batch under jit, which would gather it '
             'for every oneDNN call')

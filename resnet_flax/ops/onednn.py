@@ -3,7 +3,9 @@
 Why: XLA:CPU's convolution kernels are slow on the small-channel convs of CIFAR ResNets;
 oneDNN's (PyTorch's CPU kernels) run a ResNet-20 train step ~1.7x faster (benchmarks/NOTES.md).
 `conv` is a custom_vjp whose forward pass, input gradient and weight gradient are each one
-oneDNN primitive; tests/test_conv_impls.py checks all three against lax.
+oneDNN primitive; tests/test_conv_impls.py checks all three against lax. float32, or bfloat16
+where the CPU computes it natively (`native_bfloat16`: AMX or AVX512-BF16), where oneDNN's
+bfloat16 kernels run 3-8x faster than its float32 ones.
 
 The library comes from the `onednn-cpu-gomp` / `onednn-devel-cpu-gomp` wheels (requirements.txt,
 x86-64 Linux). The shared object is compiled once per (source, jaxlib, oneDNN) into
@@ -23,6 +25,7 @@ import tempfile
 
 import filelock
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
@@ -35,6 +38,10 @@ TARGETS = {'forward': 'ResnetFlaxOnednnConvForward',
            'weight_grad': 'ResnetFlaxOnednnConvWeightGrad'}
 PREFIX = 'resnet_flax_onednn_conv_'
 NHWC = ('NHWC', 'HWIO', 'NHWC')
+DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
+# CPU flags (Linux /proc/cpuinfo names) under which oneDNN runs bfloat16 convs in hardware;
+# elsewhere it emulates them or has no kernel.
+BF16_FLAGS = ('amx_bf16', 'avx512_bf16')
 INSTALL = ('pip install -r requirements.txt (it pins onednn-cpu-gomp and onednn-devel-cpu-gomp '
            'for x86-64 Linux)')
 
@@ -56,6 +63,28 @@ def unavailable() -> str | None:
   if not shutil.which(_compiler()):
     return (f'no C++ compiler ({_compiler()!r}) to build the oneDNN convolution op: install g++ '
             'or point CXX at one')
+  return None
+
+
+@functools.cache
+def native_bfloat16() -> bool:
+  """Whether this CPU computes bfloat16 dot products in hardware (AMX or AVX512-BF16)."""
+  try:
+    with open('/proc/cpuinfo', encoding='utf-8') as f:
+      flags = next((line.split(':', 1)[1].split() for line in f if line.startswith('flags')), [])
+  except OSError:
+    return False
+  return any(flag in flags for flag in BF16_FLAGS)
+
+
+def dtype_problem(dtype) -> str | None:
+  """Why the op cannot compute in `dtype` on this CPU, or None if it can."""
+  dtype = jnp.dtype(dtype)
+  if dtype not in DTYPES:
+    return f'the oneDNN op computes in float32 or bfloat16, not {dtype}'
+  if dtype == jnp.bfloat16 and not native_bfloat16():
+    return (f'this CPU has no bfloat16 arithmetic ({" or ".join(BF16_FLAGS)} in /proc/cpuinfo), '
+            "so oneDNN's bfloat16 convs would be emulated")
   return None
 
 
@@ -129,7 +158,11 @@ def _call(target: str, out: jax.ShapeDtypeStruct, a: jax.Array, b: jax.Array,
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv(x: jax.Array, w: jax.Array, strides: tuple[int, int], padding: tuple) -> jax.Array:
-  """float32 NHWC input, HWIO kernel, `padding` as ((lo, hi), (lo, hi)); no dilation, groups."""
+  """NHWC input, HWIO kernel, both float32 or both bfloat16 (the output's dtype too);
+  `padding` as ((lo, hi), (lo, hi)); no dilation, groups."""
+  if x.dtype != w.dtype or x.dtype not in DTYPES:
+    raise TypeError(f'onednn.conv takes float32 or bfloat16 operands of one dtype, got '
+                    f'{x.dtype} and {w.dtype}')
   load()
   out = jax.eval_shape(functools.partial(lax.conv_general_dilated, window_strides=strides,
                                          padding=padding, dimension_numbers=NHWC), x, w)
