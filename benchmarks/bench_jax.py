@@ -26,10 +26,18 @@ from resnet_flax import build, host_memory, models, parallel, steps
 from resnet_flax.ops import backend
 
 NUM_CLASSES, IMAGE_SHAPE, STEPS_PER_EPOCH = 10, (32, 32, 3), 50_000 // 128
-# The CPU split into devices as train.py splits it for the default config (batch 128: 4 devices),
-# before anything starts JAX; XLA_FLAGS with a device count overrides it, as in train.py.
+# The CPU split into devices as train.py splits it for the default config in the dtype the suite
+# says (BENCH_DTYPE), before anything starts JAX; XLA_FLAGS with a device count overrides it.
 HOST_MEMORY = host_memory.keep_freed_memory()  # as train_and_evaluate does
-CPU_DEVICES = parallel.configure_cpu_devices(default.get_config())
+
+
+def _startup_config() -> Any:
+  config = default.get_config()
+  config.model.dtype = os.environ.get('BENCH_DTYPE', config.model.dtype)
+  return config
+
+
+CPU_DEVICES = parallel.configure_cpu_devices(_startup_config())
 _S: dict[str, Any] = {}  # the worker's state between commands
 
 
@@ -63,8 +71,10 @@ def _compile(runner: parallel.DataParallel) -> tuple[Any, dict[str, float]]:
 def setup(model: str, batch: int) -> dict[str, Any]:
   """Builds, initialises and compiles; returns sizes, init/compile times and XLA's FLOP count."""
   config = default.get_config()
-  config.model.name = model.removesuffix(protocol.SCAN)
+  config.model.name = protocol.base_name(model)
   config.model.scan_blocks = model.endswith(protocol.SCAN)
+  if model.endswith(protocol.BF16):
+    config.model.dtype = 'bfloat16'
   config.batch_size = batch
   net = build.create_model(config.model, NUM_CLASSES,
                            bn_axis_name=parallel.bn_axis_name(config.parallel))

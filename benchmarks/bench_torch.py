@@ -2,7 +2,8 @@
 
 The reference implementations our models are checked against: akamaster/pytorch_resnet_cifar10
 (He et al. CIFAR ResNets, option-A shortcuts) and kuangliu/pytorch-cifar's ResNet-18 (3x3/1
-stem, no max-pool, 1x1 conv + BN projections). Eager mode, float32, channels_last, one thread
+stem, no max-pool, 1x1 conv + BN projections). Eager mode, float32 (a name ending in
+protocol.BF16: under bfloat16 autocast, PyTorch's mixed precision), channels_last, one thread
 per core, SGD momentum 0.9 with weight decay 1e-4 as configs/default.py. Never imports
 resnet_flax: the two sides share only this protocol.
 """
@@ -122,12 +123,18 @@ def _timed(fn) -> float:
 def setup(model: str, batch: int) -> dict[str, Any]:
   """Builds the model, optimizer and one fixed batch (channels_last); returns the parameter count."""
   torch.manual_seed(0)
-  net = MODELS[model]().to(memory_format=torch.channels_last)
+  net = MODELS[protocol.base_name(model)]().to(memory_format=torch.channels_last)
+  _S['bf16'] = model.endswith(protocol.BF16)
   opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
   images = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
   labels = torch.randint(0, NUM_CLASSES, (batch,))
   _S.update(net=net, opt=opt, images=images, labels=labels)
   return {'params': sum(p.numel() for p in net.parameters()), 'threads': torch.get_num_threads()}
+
+
+def _autocast() -> torch.autocast:
+  """bfloat16 mixed precision for the `_bf16` models (as the docs apply it: forward and loss)."""
+  return torch.autocast('cpu', dtype=torch.bfloat16, enabled=_S['bf16'])
 
 
 def train(steps: int) -> dict[str, float]:
@@ -138,7 +145,8 @@ def train(steps: int) -> dict[str, float]:
   def run():
     for _ in range(steps):
       opt.zero_grad(set_to_none=True)
-      loss = F.cross_entropy(net(_S['images']), _S['labels'])
+      with _autocast():
+        loss = F.cross_entropy(net(_S['images']), _S['labels'])
       loss.backward()
       opt.step()
     loss.item()
@@ -151,7 +159,7 @@ def evaluate(steps: int) -> dict[str, float]:
   net.eval()
 
   def run():
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast():
       for _ in range(steps):
         logits = net(_S['images'])
         loss = F.cross_entropy(logits, _S['labels'], reduction='sum')

@@ -40,8 +40,10 @@ sys.path.insert(0, HERE)
 
 import protocol
 
-MODELS = ('resnet20', 'resnet56', 'resnet110', 'resnet18', 'resnet20_scan', 'resnet110_scan')
+MODELS = ('resnet20', 'resnet56', 'resnet110', 'resnet20_bf16', 'resnet110_bf16', 'resnet18',
+          'resnet20_scan', 'resnet110_scan')
 SCAN = protocol.SCAN  # ours with model.scan_blocks=True; PyTorch runs the same net unrolled
+# protocol.BF16: ours with model.dtype=bfloat16, PyTorch under bfloat16 autocast (not a goal)
 
 
 def torch_name(name: str) -> str:
@@ -142,8 +144,10 @@ def start_workers(label: str, torch_python: str | None, variants: list[str], log
                   threads: int) -> dict[str, protocol.Worker]:
   """'ours', then one 'pytorch/<variant>' worker per variant."""
   env = worker_env(threads)
+  # The dtype decides our CPU device count, which is fixed before the worker hears the model.
+  ours_env = {**env, 'BENCH_DTYPE': 'bfloat16' if label.endswith(protocol.BF16) else 'float32'}
   workers = {'ours': protocol.Worker('ours', [sys.executable, os.path.join(HERE, 'bench_jax.py')],
-                                     os.path.join(logs, f'{label}-ours.log'), env)}
+                                     os.path.join(logs, f'{label}-ours.log'), ours_env)}
   for variant in variants if torch_python else []:
     side = f'pytorch/{variant}'
     workers[side] = protocol.Worker(
@@ -530,6 +534,9 @@ def render(results: dict[str, Any]) -> str:
             'equal before timing.',
             '- Ours is `steps.train_step` under `parallel.DataParallel` with configs/default.py, '
             'i.e. the step and defaults a `train.py` user gets.',
+            f'- `{protocol.BF16}` rows: ours with `model.dtype=bfloat16` (oneDNN\'s bf16 convs where '
+            'the CPU has AMX or AVX512-BF16, else XLA\'s), PyTorch under `torch.autocast(\'cpu\', '
+            'torch.bfloat16)`; their % of peak is of the f32 peak. No goal reads them.',
             f'- Raw numbers (every repeat): `{results["json"]}` beside this file.',
             '']
   return '\n'.join(lines)
