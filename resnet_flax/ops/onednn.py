@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import DTypeLike
 
 from resnet_flax.errors import UserError
 
@@ -77,7 +78,7 @@ def native_bfloat16() -> bool:
   return any(flag in flags for flag in BF16_FLAGS)
 
 
-def dtype_problem(dtype) -> str | None:
+def dtype_problem(dtype: DTypeLike) -> str | None:
   """Why the op cannot compute in `dtype` on this CPU, or None if it can."""
   dtype = jnp.dtype(dtype)
   if dtype not in DTYPES:
