@@ -18,6 +18,10 @@ from resnet_flax.ops import onednn
 IMPLS = pytest.mark.parametrize('impl', ['by_hand', pytest.param('onednn', marks=pytest.mark.skipif(
     sys.platform != 'linux' or platform.machine() != 'x86_64', reason='oneDNN: x86-64 Linux'))])
 
+# oneDNN's bfloat16 convs: only on a CPU that computes bf16 (never true off x86-64 Linux).
+NATIVE_BF16 = pytest.mark.skipif(not onednn.native_bfloat16(),
+                                 reason='oneDNN bfloat16: a CPU with AMX or AVX512-BF16')
+
 CASES = [  # (input HxW, in, out, kernel, stride, padding): every ResNet conv kind, odd sizes too
     (8, 3, 4, 3, 1, 1), (8, 4, 6, 3, 2, 1), (7, 4, 6, 3, 2, 1), (8, 4, 6, 1, 2, 0),
     (9, 3, 5, 7, 2, 3), (6, 2, 3, 3, 1, 0), (5, 3, 4, 3, 2, 0), (32, 16, 32, 3, 2, 1),
@@ -85,9 +89,7 @@ def test_other_convolutions_go_to_lax_unchanged(impl):
       lax.conv_general_dilated(*half, (1, 1), ((1, 1), (1, 1)), dimension_numbers=conv_vjp.NHWC))
 
 
-@pytest.mark.skipif(sys.platform != 'linux' or platform.machine() != 'x86_64'
-                    or not onednn.native_bfloat16(), reason='oneDNN bfloat16: a CPU with AMX or '
-                    'AVX512-BF16')
+@NATIVE_BF16
 @pytest.mark.parametrize('hw,cin,cout,k,s,p', CASES)
 def test_onednn_bfloat16_is_float32_math_on_bfloat16_operands(hw, cin, cout, k, s, p):
   """Values and both gradients: the float32 conv of the same bfloat16 operands (and bfloat16

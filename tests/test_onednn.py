@@ -13,7 +13,7 @@ from resnet_flax import build
 from resnet_flax.errors import UserError
 from resnet_flax.ops import backend, onednn
 from tests.conftest import small_config
-from tests.test_conv_impls import assert_close
+from tests.test_conv_impls import NATIVE_BF16, assert_close
 
 pytestmark = pytest.mark.skipif(
     sys.platform != 'linux' or platform.machine() != 'x86_64',
@@ -24,10 +24,6 @@ def test_onednn_is_available_where_requirements_install_it():
   # Otherwise 'auto' would quietly train with XLA's convs here and CI would test only those.
   assert onednn.unavailable() is None
   assert onednn.load().startswith('3.')
-
-
-NATIVE_BF16 = pytest.mark.skipif(not onednn.native_bfloat16(),
-                                 reason='oneDNN bfloat16: a CPU with AMX or AVX512-BF16')
 
 
 @pytest.mark.parametrize('dtype', [jnp.float32, pytest.param(jnp.bfloat16, marks=NATIVE_BF16)])
