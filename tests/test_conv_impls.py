@@ -28,9 +28,9 @@ CASES = [  # (input HxW, in, out, kernel, stride, padding): every ResNet conv ki
 ]
 
 
-def _pair(hw, cin, cout, k, seed=0):
+def _pair(hw, cin, cout, k, seed=0, batch=2):
   rng = np.random.default_rng(seed)
-  return (jnp.asarray(rng.standard_normal((2, hw, hw + 1, cin)), jnp.float32),
+  return (jnp.asarray(rng.standard_normal((batch, hw, hw + 1, cin)), jnp.float32),
           jnp.asarray(rng.standard_normal((k, k, cin, cout)), jnp.float32))
 
 
@@ -42,21 +42,35 @@ def assert_close(ours, ref, tol=1e-5):
   np.testing.assert_array_less(np.max(np.abs(ours - ref)), tol * np.max(np.abs(ref)))
 
 
+def _value_and_grads(conv_fn, x, w, s, pad):
+  def f(x, w):
+    y = conv_fn(x, w, (s, s), pad, dimension_numbers=conv_vjp.NHWC)
+    return jnp.sum(jnp.sin(y)), y  # a non-linear cotangent, not all ones
+  (_, y), (dx, dw) = jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(x, w)
+  return y, dx, dw
+
+
 @IMPLS
 @pytest.mark.parametrize('hw,cin,cout,k,s,p', CASES)
 def test_value_and_gradients_match_lax(impl, hw, cin, cout, k, s, p):
   x, w = _pair(hw, cin, cout, k)
   pad = ((p, p), (p, p))
 
-  def loss(conv_fn):
-    def f(x, w):
-      y = conv_fn(x, w, (s, s), pad, dimension_numbers=conv_vjp.NHWC)
-      return jnp.sum(jnp.sin(y)), y  # a non-linear cotangent, not all ones
-    return jax.jit(jax.value_and_grad(f, argnums=(0, 1), has_aux=True))(x, w)
+  for ours, ref in zip(_value_and_grads(CONV_IMPLS[impl], x, w, s, pad),
+                       _value_and_grads(lax.conv_general_dilated, x, w, s, pad)):
+    assert_close(ours, ref)
 
-  (_, y_ours), (dx_ours, dw_ours) = loss(CONV_IMPLS[impl])
-  (_, y_lax), (dx_lax, dw_lax) = loss(lax.conv_general_dilated)
-  for ours, ref in ((y_ours, y_lax), (dx_ours, dx_lax), (dw_ours, dw_lax)):
+
+@pytest.mark.skipif(sys.platform != 'linux' or platform.machine() != 'x86_64',
+                    reason='oneDNN: x86-64 Linux')
+@pytest.mark.parametrize('batch', [1, 3, 7, 16])
+def test_onednn_batch_slices_cover_every_image(batch):
+  """Float32 oneDNN calls split the batch over XLA's threads (uneven slices where it does not
+  divide; the weight gradient summed over slices): every batch size gives lax's results."""
+  x, w = _pair(16, 16, 16, 3, seed=batch, batch=batch)
+  pad = ((1, 1), (1, 1))
+  for ours, ref in zip(_value_and_grads(CONV_IMPLS['onednn'], x, w, 1, pad),
+                       _value_and_grads(lax.conv_general_dilated, x, w, 1, pad)):
     assert_close(ours, ref)
 
 

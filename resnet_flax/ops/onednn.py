@@ -100,7 +100,7 @@ def _cache_dir() -> str:
 def _build_command(output: str) -> list[str]:
   lib, include = _prefix_paths()
   return [_compiler(), '-O2', '-std=c++17', '-shared', '-fPIC', '-w',
-          f'-I{jax.ffi.include_dir()}', f'-I{include}', SOURCE, f'-L{lib}', '-ldnnl',
+          f'-I{jax.ffi.include_dir()}', f'-I{include}', SOURCE, f'-L{lib}', '-ldnnl', '-lgomp',
           f'-Wl,-rpath,{lib}', '-o', output]
 
 
