@@ -24,26 +24,30 @@ ROOT = os.path.dirname(HERE)
 DEVICES = '--xla_force_host_platform_device_count={}'
 
 XLA = {'model.conv_backend': 'xla'}
-# name -> (XLA_FLAGS, config overrides, hand-written scan backward for XLA's convs)
+# name -> (XLA_FLAGS, config overrides, what the worker patches: None, 'autodiff_scan' (lax's
+# conv and autodiff inside nn.scan) or 'stored_bn' (nn.BatchNorm, not RecomputedBatchNorm))
 VARIANTS = {
-    'default (auto: oneDNN convs, 1 CPU device)': ('', {}, True),
-    'XLA convs, auto: 4 CPU devices': ('', XLA, True),
-    'XLA convs, 1 CPU device': (DEVICES.format(1), XLA, True),
-    'XLA convs, 2 CPU devices': (DEVICES.format(2), XLA, True),
-    'XLA convs, 8 CPU devices': (DEVICES.format(8), XLA, True),
+    'default (auto: oneDNN convs, 1 CPU device)': ('', {}, None),
+    'XLA convs, auto: 4 CPU devices': ('', XLA, None),
+    'XLA convs, 1 CPU device': (DEVICES.format(1), XLA, None),
+    'XLA convs, 2 CPU devices': (DEVICES.format(2), XLA, None),
+    'XLA convs, 8 CPU devices': (DEVICES.format(8), XLA, None),
     'bfloat16 compute (auto: oneDNN convs where the CPU has bf16)': ('', {'model.dtype': 'bfloat16'},
-                                                                     True),
-    'bfloat16 compute, XLA convs (auto: 4 devices)': ('', {**XLA, 'model.dtype': 'bfloat16'}, True),
-    'XLA convs, --xla_cpu_use_onednn=true': ('--xla_cpu_use_onednn=true', XLA, True),
-    'XLA convs, --xla_cpu_enable_fast_math=true': ('--xla_cpu_enable_fast_math=true', XLA, True),
-    'XLA convs, --xla_cpu_use_xnnpack=false': ('--xla_cpu_use_xnnpack=false', XLA, True),
-    'scan_blocks (oneDNN convs)': ('', {'model.scan_blocks': True}, True),
-    'scan_blocks, XLA convs, hand-written backward': ('', {**XLA, 'model.scan_blocks': True}, True),
-    'scan_blocks, XLA convs, autodiff backward': ('', {**XLA, 'model.scan_blocks': True}, False),
+                                                                     None),
+    'bfloat16 compute, XLA convs (auto: 4 devices)': ('', {**XLA, 'model.dtype': 'bfloat16'}, None),
+    'XLA convs, --xla_cpu_use_onednn=true': ('--xla_cpu_use_onednn=true', XLA, None),
+    'XLA convs, --xla_cpu_enable_fast_math=true': ('--xla_cpu_enable_fast_math=true', XLA, None),
+    'XLA convs, --xla_cpu_use_xnnpack=false': ('--xla_cpu_use_xnnpack=false', XLA, None),
+    'BatchNorm stores x - mean for its backward (oneDNN convs)': ('', {}, 'stored_bn'),
+    'scan_blocks (oneDNN convs)': ('', {'model.scan_blocks': True}, None),
+    'scan_blocks, XLA convs, hand-written backward': ('', {**XLA, 'model.scan_blocks': True}, None),
+    'scan_blocks, XLA convs, autodiff backward': ('', {**XLA, 'model.scan_blocks': True},
+                                                  'autodiff_scan'),
 }
 
 
-def run_variant(model: str, overrides: dict, by_hand: bool, steps: int, repeats: int) -> dict:
+def run_variant(model: str, overrides: dict, patch: str | None, steps: int, repeats: int,
+                ) -> dict:
   """In the worker process: one variant's rates and compile time."""
   sys.path[:0] = [ROOT, HERE]
   from configs import default
@@ -54,9 +58,11 @@ def run_variant(model: str, overrides: dict, by_hand: bool, steps: int, repeats:
   def patched():
     return config_help.set_fields(get_config(), overrides)
   default.get_config = patched
-  if not by_hand:
-    from resnet_flax.models import layers
+  from resnet_flax.models import layers
+  if patch == 'autodiff_scan':
     layers.CONV_IMPLS['by_hand'] = None  # lax's conv and autodiff inside the scan too
+  elif patch == 'stored_bn':
+    layers.RecomputedBatchNorm = layers.nn.BatchNorm
   import bench_jax
   import protocol
   scan = overrides.pop('model.scan_blocks', False)
@@ -136,7 +142,7 @@ def main() -> None:
   if args.worker:
     job = json.loads(args.worker)
     result = (run_init_and_layout(job['model']) if job['kind'] == 'init' else
-              run_variant(job['model'], job['overrides'], job['by_hand'], job['steps'],
+              run_variant(job['model'], job['overrides'], job['patch'], job['steps'],
                           job['repeats']))
     print('RESULT ' + json.dumps(result))
     return
@@ -150,10 +156,10 @@ def main() -> None:
     print('| variant | devices | train img/s | eval img/s | step compile (s) |\n'
           '|---|---|---|---|---|')
     for name in names:
-      flags, overrides, by_hand = VARIANTS[name]
-      steps = args.steps if by_hand else 1  # the autodiff'd scan is ~15x slower
+      flags, overrides, patch = VARIANTS[name]
+      steps = 1 if patch == 'autodiff_scan' else args.steps  # the autodiff'd scan is ~15x slower
       r = spawn(['--worker', json.dumps({'kind': 'variant', 'model': model, 'overrides': overrides,
-                                         'by_hand': by_hand, 'steps': steps,
+                                         'patch': patch, 'steps': steps,
                                          'repeats': args.repeats})], flags)
       if 'error' in r:
         print(f'| {name} | | failed: {r["error"]} | | |', flush=True)

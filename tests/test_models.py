@@ -1,5 +1,7 @@
 """Models: exact parameter counts, shapes, BatchNorm behaviour, registry errors."""
 
+import re
+
 import flax.linen as nn
 from flax import traverse_util
 import jax
@@ -69,6 +71,52 @@ def test_batch_stats_update_in_train_mode_only():
   assert all(jax.tree.leaves(changed))
   _, frozen = model.apply(variables, x, train=False, mutable=['batch_stats'])
   jax.tree.map(np.testing.assert_array_equal, variables['batch_stats'], frozen['batch_stats'])
+
+
+def _train_step_outputs(model, x):
+  variables = model.init(jax.random.key(0), x, train=False)
+
+  def loss(params):
+    logits, state = model.apply({**variables, 'params': params}, x, train=True,
+                                mutable=['batch_stats'])
+    return jnp.mean(jax.nn.log_softmax(logits)[:, 0]), state['batch_stats']
+  return variables, jax.jit(jax.value_and_grad(loss, has_aux=True))(variables['params'])
+
+
+@pytest.mark.parametrize('scan', [False, True])
+def test_recomputed_batch_norm_computes_the_same_step(scan):
+  """RecomputedBatchNorm (remat saving only BN's sums): same variables, loss, gradients and
+  running statistics as nn.BatchNorm; only where the backward pass gets `x - mean` changes."""
+  x = jax.random.normal(jax.random.key(1), (8, 16, 16, 3)) * 2 + 0.5
+  plain, recomputed = (
+      _train_step_outputs(create_model('resnet20', num_classes=10, scan_blocks=scan,
+                                       recompute_bn=flag), x) for flag in (False, True))
+  assert jax.tree.structure(plain[0]) == jax.tree.structure(recomputed[0])
+  (loss, stats), grads = plain[1]
+  (loss_r, stats_r), grads_r = recomputed[1]
+  np.testing.assert_allclose(loss_r, loss, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves((grads_r, stats_r)), jax.tree.leaves((grads, stats))):
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), recomputed[0]['batch_stats'], stats_r)
+  assert all(jax.tree.leaves(changed))
+
+
+def test_batch_norm_is_recomputed_by_default_only_with_float32_onednn_convs():
+  """The measured choice: faster with oneDNN's float32 convs, slower with XLA's or bfloat16."""
+  x = jnp.zeros((2, 16, 16, 3))
+
+  def remats(**overrides):
+    model = create_model('resnet8', num_classes=10, **overrides)
+    variables = model.init(jax.random.key(0), x, train=False)
+    jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(model.apply(
+        {**variables, 'params': p}, x, train=True, mutable=['batch_stats'])[0])))(
+            variables['params'])
+    return len(re.findall(r'\b(?:remat2|checkpoint)\[', str(jaxpr)))  # jax.checkpoint's primitive
+  assert remats(conv_backend='onednn') > 0
+  assert remats(conv_backend='onednn', recompute_bn=False) == 0
+  assert remats(conv_backend='onednn', dtype=jnp.bfloat16) == 0
+  assert remats(conv_backend='xla') == 0
+  assert remats(conv_backend='xla', recompute_bn=True) > 0
 
 
 def test_eval_output_is_independent_of_the_rest_of_the_batch():
