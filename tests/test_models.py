@@ -73,31 +73,42 @@ def test_batch_stats_update_in_train_mode_only():
   jax.tree.map(np.testing.assert_array_equal, variables['batch_stats'], frozen['batch_stats'])
 
 
-def _train_step_outputs(model, x):
-  variables = model.init(jax.random.key(0), x, train=False)
+def _train_step_outputs(model, x, synced=False):
+  """Loss, new BN statistics and gradients of one train step; `synced`: x is (shards, batch, ...)
+  and BN averages its statistics over the shards (vmap with the model's bn_axis_name)."""
+  variables = model.init(jax.random.key(0), x[0] if synced else x, train=False)
 
-  def loss(params):
-    logits, state = model.apply({**variables, 'params': params}, x, train=True,
+  def loss(params, images):
+    logits, state = model.apply({**variables, 'params': params}, images, train=True,
                                 mutable=['batch_stats'])
     return jnp.mean(jax.nn.log_softmax(logits)[:, 0]), state['batch_stats']
-  return variables, jax.jit(jax.value_and_grad(loss, has_aux=True))(variables['params'])
+  step = jax.value_and_grad(loss, has_aux=True)
+  if synced:
+    step = jax.vmap(step, in_axes=(None, 0), axis_name='shards')
+  return variables, jax.jit(step)(variables['params'], x)
 
 
-@pytest.mark.parametrize('scan', [False, True])
-def test_recomputed_batch_norm_computes_the_same_step(scan):
+@pytest.mark.parametrize('layout', ['unrolled', 'scanned', 'synced'])
+def test_recomputed_batch_norm_computes_the_same_step(layout):
   """RecomputedBatchNorm (remat saving only BN's sums): same variables, loss, gradients and
-  running statistics as nn.BatchNorm; only where the backward pass gets `x - mean` changes."""
-  x = jax.random.normal(jax.random.key(1), (8, 16, 16, 3)) * 2 + 0.5
+  running statistics as nn.BatchNorm, unrolled, scanned and with BN statistics synced over
+  shards; only where the backward pass gets `x - mean` changes."""
+  shape = (2, 4, 16, 16, 3) if layout == 'synced' else (8, 16, 16, 3)
+  x = jax.random.normal(jax.random.key(1), shape) * 2 + 0.5
   plain, recomputed = (
-      _train_step_outputs(create_model('resnet20', num_classes=10, scan_blocks=scan,
-                                       recompute_bn=flag), x) for flag in (False, True))
+      _train_step_outputs(create_model('resnet20', num_classes=10, recompute_bn=flag,
+                                       scan_blocks=layout == 'scanned',
+                                       bn_axis_name='shards' if layout == 'synced' else None),
+                          x, synced=layout == 'synced') for flag in (False, True))
   assert jax.tree.structure(plain[0]) == jax.tree.structure(recomputed[0])
   (loss, stats), grads = plain[1]
   (loss_r, stats_r), grads_r = recomputed[1]
   np.testing.assert_allclose(loss_r, loss, rtol=1e-6)
   for a, b in zip(jax.tree.leaves((grads_r, stats_r)), jax.tree.leaves((grads, stats))):
     np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
-  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), recomputed[0]['batch_stats'], stats_r)
+  first = (lambda t: jax.tree.map(lambda a: a[0], t)) if layout == 'synced' else (lambda t: t)
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), recomputed[0]['batch_stats'],
+                         first(stats_r))
   assert all(jax.tree.leaves(changed))
 
 
