@@ -40,6 +40,25 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
   return out, time.perf_counter() - start
 
 
+def sgd_train_step(model: Any, tx: Any) -> Callable[..., tuple]:
+  """`(params, batch_stats, opt_state, images, labels) -> (params, batch_stats, opt_state, loss)`:
+  cross-entropy, train-mode BN, `tx`'s update; the step this file and ab.py time."""
+  import jax
+  import optax
+
+  def train_step(params, batch_stats, opt_state, images, labels):
+    def loss_fn(params):
+      logits, state = model.apply({'params': params, 'batch_stats': batch_stats}, images,
+                                  train=True, mutable=['batch_stats'])
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      return loss, state['batch_stats']
+
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), batch_stats, opt_state, loss
+  return train_step
+
+
 def measure(name: str, scan: bool, batch: int, steps: int, max_step_s: float, out: str) -> None:
   """Runs in the child process; writes each number to `out` as soon as it has it."""
   import jax
@@ -55,18 +74,7 @@ def measure(name: str, scan: bool, batch: int, steps: int, max_step_s: float, ou
   _record(out, init_s=init_s)
 
   tx = optax.sgd(0.1, momentum=0.9)
-
-  def train_step(params, batch_stats, opt_state, images, labels):
-    def loss_fn(params):
-      logits, state = model.apply({'params': params, 'batch_stats': batch_stats}, images,
-                                  train=True, mutable=['batch_stats'])
-      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      return loss, state['batch_stats']
-
-    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
-    return optax.apply_updates(params, updates), batch_stats, opt_state, loss
-
+  train_step = sgd_train_step(model, tx)
   images = jax.random.normal(jax.random.key(1), (batch, 32, 32, 3))
   labels = jax.random.randint(jax.random.key(2), (batch,), 0, 10)
   state = (variables['params'], variables['batch_stats'], tx.init(variables['params']))

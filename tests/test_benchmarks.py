@@ -152,3 +152,21 @@ def test_levers_script_measures_a_variant_in_its_own_process():
                   proc.stdout, re.M)
   assert row and all(float(x) > 0 for x in row.groups()), proc.stdout
   assert 'init compile, backend -O0 (s)' in proc.stdout
+
+
+def test_ab_times_two_variants_of_a_model_in_one_process():
+  """benchmarks/ab.py: both variants compile and are timed; a malformed field is refused."""
+  import ab  # noqa: E402
+  assert ab.parse_fields('recompute_bn=False, dtype=bfloat16,scan_blocks=True') == {
+      'recompute_bn': False, 'dtype': 'bfloat16', 'scan_blocks': True}
+  with pytest.raises(SystemExit, match='not field=value'):
+    ab.parse_fields('recompute_bn')
+  proc = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'ab.py'),
+                         '--model', 'resnet8', '--batch', '8', '--rounds', '3', '--steps', '1',
+                         '--warmup', '1', '--a', 'recompute_bn=False', '--b', 'recompute_bn=True'],
+                        cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name, fields in (('a', 'recompute_bn=False'), ('b', 'recompute_bn=True')):
+    assert re.search(rf'^\| {name} \| {fields} \| [\d.]+ \| [\d.]+ \| [\d.]+-[\d.]+ \| [\d.]+ \|$',
+                     proc.stdout, re.M), proc.stdout
+  assert re.search(r'^b / a step time: [\d.]+$', proc.stdout, re.M), proc.stdout
