@@ -6,10 +6,10 @@ Why: a change of a few percent drowns in the noise between processes on a shared
 (heap layout, neighbours' load: levers.py's separate processes saw 719 vs 721.5 img/s for a
 change that is 4-6% here). Each variant is the model built with `create_model` and the given
 ResNet fields (`field=value,...`, values as Python literals), the conv backend as
-configs/default.py resolves it on this machine unless a variant sets `conv_backend`, an SGD-momentum cross-entropy step at
-`--batch`; both steps run `--rounds` rounds of `--steps` steps, alternating, and the first
-`--warmup` rounds are left out. Prints each variant's compile time and step-time median and
-quartile, and b's step time as a fraction of a's.
+configs/default.py resolves it on this machine unless a variant sets `conv_backend`, and an
+SGD-momentum cross-entropy step at `--batch`; both steps run `--rounds` rounds of `--steps`
+steps, alternating, and the first `--warmup` rounds are left out. Prints each variant's compile
+time and step-time median and quartiles, and b's step time as a fraction of a's.
 """
 
 import argparse
