@@ -25,7 +25,7 @@ DEVICES = '--xla_force_host_platform_device_count={}'
 
 XLA = {'model.conv_backend': 'xla'}
 # name -> (XLA_FLAGS, config overrides, what the worker patches: None, 'autodiff_scan' (lax's
-# conv and autodiff inside nn.scan) or 'stored_bn' (nn.BatchNorm, not RecomputedBatchNorm))
+# conv and autodiff inside nn.scan) or 'stored_bn' (flax's nn.BatchNorm, not models/batch_norm.py's))
 VARIANTS = {
     'default (auto: oneDNN convs, 1 CPU device)': ('', {}, None),
     'XLA convs, auto: 4 CPU devices': ('', XLA, None),

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import flax.linen as nn
 import jax.numpy as jnp
 
+from resnet_flax.models import batch_norm as batch_norm_lib
 from resnet_flax.models import conv_vjp
 from resnet_flax.ops import onednn
 
@@ -65,15 +66,9 @@ def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
                  kernel_init=he_normal, dtype=dtype, name=name, **kwargs)
 
 
-def _keep_batch_sums(prim: Any, *_, **__) -> bool:
-  """Remat policy: keep BN's per-channel sums (and their cross-device sums), recompute the rest."""
-  return prim.name in ('reduce_sum', 'psum')
-
-
 # BatchNorm whose backward pass recomputes the normalised activations from its input and the
-# saved per-channel sums instead of reading a stored copy of `x - mean`: one activation-sized
-# write and read less per BN. Same variables and values (tests/test_models.py).
-RecomputedBatchNorm = nn.remat(nn.BatchNorm, policy=_keep_batch_sums)
+# per-channel statistics instead of reading a stored copy of `x - mean` (models/batch_norm.py).
+RecomputedBatchNorm = batch_norm_lib.BatchNorm
 
 
 def batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any,
@@ -84,8 +79,8 @@ def batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any,
   Defaults follow PyTorch (flax momentum 0.9 == torch momentum 0.1, eps 1e-5).
   Scale and bias stay float32 whatever the compute dtype. `axis_name` (pmap or
   shard_map) averages the batch statistics over that axis's devices. `recompute` builds
-  `RecomputedBatchNorm`: faster with oneDNN's float32 convs, slower with XLA's or in
-  bfloat16 (benchmarks/NOTES.md), so ResNet chooses.
+  `RecomputedBatchNorm`: faster with oneDNN's float32 convs (benchmarks/NOTES.md), where
+  ResNet chooses it.
   """
   return functools.partial(RecomputedBatchNorm if recompute else nn.BatchNorm,
                            use_running_average=not train,

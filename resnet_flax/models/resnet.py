@@ -222,7 +222,7 @@ class ResNet(nn.Module):
   `conv_backend` 'onednn' runs the float32 or bfloat16 convs with oneDNN's kernels (ops.onednn,
   CPU only; ops.backend.resolve chooses): the same function up to float rounding, ~1.7x faster
   on CPU in float32. With those, BatchNorm recomputes `x - mean` in the backward pass instead of
-  storing it (`recompute_bn`, layers.RecomputedBatchNorm): 3.5-6% faster steps there.
+  storing it (`recompute_bn`, models/batch_norm.py): ~5% faster steps there.
   """
   stage_sizes: Sequence[int]
   widths: Sequence[int]
