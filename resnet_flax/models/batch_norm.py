@@ -26,19 +26,16 @@ def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: f
   return _forward(x, scale, bias, epsilon, axis_name)[0]
 
 
-def _count_and_sums(x, axis_name, *arrays):
-  """Elements per channel and each array's per-channel sum, over `axis_name`'s devices too."""
-  axes = tuple(range(x.ndim - 1))
-  count = x.size // x.shape[-1]
-  sums = tuple(jnp.sum(a, axes) for a in arrays)
-  if axis_name is not None:
-    count, sums = lax.psum((count, sums), axis_name)
-  return count, sums
+def _over_devices(axis_name, values):
+  """`values` summed over `axis_name`'s devices (as they are without one)."""
+  return values if axis_name is None else lax.psum(values, axis_name)
 
 
 def _forward(x, scale, bias, epsilon, axis_name):
   x32 = x.astype(jnp.float32)
-  count, (total, total_sq) = _count_and_sums(x32, axis_name, x32, x32 * x32)
+  axes = tuple(range(x.ndim - 1))
+  count, total, total_sq = _over_devices(
+      axis_name, (x.size // x.shape[-1], jnp.sum(x32, axes), jnp.sum(x32 * x32, axes)))
   mean = total / count
   var = jnp.maximum(0.0, total_sq / count - mean * mean)
   y = (x32 - mean) * (lax.rsqrt(var + epsilon) * scale) + bias
@@ -53,9 +50,9 @@ def _backward(epsilon, axis_name, residuals, cotangents):
   x_hat = centred * rstd
   axes = tuple(range(x.ndim - 1))
   d_bias, d_scale = jnp.sum(g_y, axes), jnp.sum(g_y * x_hat, axes)  # this device's share
-  count, (sum_g, sum_g_xhat) = _count_and_sums(x, axis_name, g_y, g_y * x_hat)
-  if axis_name is not None:  # mean and var were psum'd: their cotangents sum over devices too
-    g_mean, g_var = lax.psum((g_mean, g_var), axis_name)
+  # mean and var came from sums over the devices: what flows back to x sums over them too
+  count, sum_g, sum_g_xhat, g_mean, g_var = _over_devices(
+      axis_name, (x.size // x.shape[-1], d_bias, d_scale, g_mean, g_var))
   d_x = ((scale * rstd) * (g_y - sum_g / count - x_hat * (sum_g_xhat / count))
          + g_mean / count + centred * (2.0 * g_var / count))
   return d_x.astype(x.dtype), d_scale.astype(scale.dtype), d_bias.astype(scale.dtype)  # param_dtype
