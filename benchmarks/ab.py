@@ -8,8 +8,10 @@ change that is 4-6% here). Each variant is the model built with `create_model` a
 ResNet fields (`field=value,...`, values as Python literals), the conv backend as
 configs/default.py resolves it on this machine unless a variant sets `conv_backend`, and an
 SGD-momentum cross-entropy step at `--batch`; both steps run `--rounds` rounds of `--steps`
-steps, alternating, and the first `--warmup` rounds are left out. Prints each variant's compile
-time and step-time median and quartiles, and b's step time as a fraction of a's.
+steps, alternating, and the first `--warmup` rounds are left out. `--devices N` splits the CPU
+into N XLA devices and shards the batch over them, as training does (XLA's convs unless a
+variant sets one). Prints each variant's compile time and step-time median and quartiles, and
+b's step time as a fraction of a's.
 """
 
 import argparse
@@ -38,8 +40,10 @@ def parse_fields(text: str) -> dict[str, Any]:
   return fields
 
 
-def build(model_name: str, fields: dict[str, Any], batch: int) -> tuple[Any, list, float]:
-  """The compiled step, its state and its compile time (trace, lower, XLA)."""
+def build(model_name: str, fields: dict[str, Any], batch: int,
+          devices: int = 1) -> tuple[Any, list, float]:
+  """The compiled step, its state and its compile time (trace, lower, XLA); with `devices` > 1
+  the batch is sharded over that many devices (a jit over a mesh: BN statistics stay global)."""
   import jax
   import jax.numpy as jnp
   import optax
@@ -49,7 +53,8 @@ def build(model_name: str, fields: dict[str, Any], batch: int) -> tuple[Any, lis
   from resnet_flax.models import create_model
   from resnet_flax.ops import backend
 
-  conv_backend = fields.pop('conv_backend', None) or backend.resolve(default.get_config().model)[0]
+  conv_backend = (fields.pop('conv_backend', None) or
+                  backend.resolve(default.get_config().model, sharded_jit=devices > 1)[0])
   model = create_model(model_name, num_classes=10, conv_backend=conv_backend, **fields)
   variables = jax.jit(functools.partial(model.init, train=False))(
       jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
@@ -59,6 +64,11 @@ def build(model_name: str, fields: dict[str, Any], batch: int) -> tuple[Any, lis
   images = jax.random.normal(jax.random.key(1), (batch, 32, 32, 3))
   labels = jax.random.randint(jax.random.key(2), (batch,), 0, 10)
   state = [variables['params'], variables['batch_stats'], tx.init(variables['params'])]
+  if devices > 1:
+    mesh = jax.sharding.Mesh(jax.devices()[:devices], ('data',))
+    sharded = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec('data'))
+    images, labels = jax.device_put((images, labels), sharded)
+    state = jax.device_put(state, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
   start = time.perf_counter()
   step = jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(*state, images, labels).compile()
   compile_s = time.perf_counter() - start
@@ -74,15 +84,21 @@ def main() -> None:
   parser.add_argument('--rounds', type=int, default=12)
   parser.add_argument('--steps', type=int, default=5, help='steps per variant per round')
   parser.add_argument('--warmup', type=int, default=2, help='rounds left out')
+  parser.add_argument('--devices', type=int, default=1,
+                      help='split the CPU into this many XLA devices and shard the batch over them')
   args = parser.parse_args()
   if (args.rounds - args.warmup) * args.steps < 2:
     parser.error('time at least 2 steps per variant: --rounds minus --warmup, times --steps')
   variants = {'a': parse_fields(args.a), 'b': parse_fields(args.b)}
+  if args.devices > 1:  # before jax starts
+    os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                               f' --xla_force_host_platform_device_count={args.devices}')
   sys.path[:0] = [ROOT]
   from resnet_flax import host_memory
   host_memory.keep_freed_memory()  # as train.py does, before JAX starts its threads
 
-  built = {name: build(args.model, dict(fields), args.batch) for name, fields in variants.items()}
+  built = {name: build(args.model, dict(fields), args.batch, args.devices)
+           for name, fields in variants.items()}
   times: dict[str, list[float]] = {name: [] for name in built}
   for r in range(args.rounds):
     for name, (step, state, _) in built.items():
@@ -93,7 +109,10 @@ def main() -> None:
         if r >= args.warmup:
           times[name].append(time.perf_counter() - start)
 
-  print(f'{args.model}, batch {args.batch}: {args.rounds - args.warmup} rounds x {args.steps} '
+  import jax
+  placed = len(jax.tree.leaves(built['a'][1])[0].sharding.device_set)  # where the state lives
+  print(f'{args.model}, batch {args.batch} on {placed} device(s): '
+        f'{args.rounds - args.warmup} rounds x {args.steps} '
         'steps each, alternating\n\n| variant | fields | compile (s) | step median (ms) | '
         'step p25-p75 (ms) | img/s |\n|---|---|---|---|---|---|')
   for name, (_, _, compile_s) in built.items():

@@ -7,6 +7,7 @@ import ml_collections
 import optax
 
 from resnet_flax import durations, models, optim, parallel
+from resnet_flax.errors import UserError
 from resnet_flax.ops import backend
 from resnet_flax.train_state import TrainState, create_train_state
 
@@ -20,7 +21,18 @@ def create_model(cfg: ml_collections.ConfigDict, num_classes: int,
   return models.create_model(cfg.name, num_classes=num_classes, dtype=jnp.dtype(cfg.dtype),
                              bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
                              scan_blocks=cfg.scan_blocks, block_options=block_options,
+                             recompute_bn=recompute_bn(cfg.get('recompute_bn', 'auto')),
                              conv_backend=conv_backend or backend.resolve(cfg)[0], **overrides)
+
+
+def recompute_bn(value: str) -> bool | None:
+  """`config.model.recompute_bn` as ResNet's field: None (auto, the model's rule), True, False."""
+  choices = {'auto': None, 'on': True, 'off': False}
+  if value not in choices:
+    raise UserError(f'--config.model.recompute_bn={value!r} is not one of {", ".join(choices)}: '
+                    "'auto' recomputes BatchNorm's normalised values in the backward pass on CPU "
+                    "(where it was measured faster), 'on'/'off' everywhere.")
+  return choices[value]
 
 
 def create_state(config: ml_collections.ConfigDict, model: nn.Module,

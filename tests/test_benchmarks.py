@@ -155,7 +155,8 @@ def test_levers_script_measures_a_variant_in_its_own_process():
 
 
 def test_ab_times_two_variants_of_a_model_in_one_process():
-  """benchmarks/ab.py: both variants compile and are timed; a malformed field is refused."""
+  """benchmarks/ab.py: both variants compile and are timed (here over 2 CPU devices); a malformed
+  field is refused."""
   import ab  # noqa: E402
   assert ab.parse_fields('recompute_bn=False, dtype=bfloat16,scan_blocks=True') == {
       'recompute_bn': False, 'dtype': 'bfloat16', 'scan_blocks': True}
@@ -163,10 +164,14 @@ def test_ab_times_two_variants_of_a_model_in_one_process():
     ab.parse_fields('recompute_bn')
   proc = subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'ab.py'),
                          '--model', 'resnet8', '--batch', '8', '--rounds', '3', '--steps', '1',
-                         '--warmup', '1', '--a', 'recompute_bn=False', '--b', 'recompute_bn=True'],
+                         '--warmup', '1', '--devices', '2',
+                         '--a', 'recompute_bn=False,conv_backend=xla',
+                         '--b', 'recompute_bn=True,conv_backend=xla'],
                         cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
-  for name, fields in (('a', 'recompute_bn=False'), ('b', 'recompute_bn=True')):
+  assert 'resnet8, batch 8 on 2 device(s)' in proc.stdout, proc.stdout
+  for name, fields in (('a', 'recompute_bn=False,conv_backend=xla'),
+                       ('b', 'recompute_bn=True,conv_backend=xla')):
     assert re.search(rf'^\| {name} \| {fields} \| [\d.]+ \| [\d.]+ \| [\d.]+-[\d.]+ \| [\d.]+ \|$',
                      proc.stdout, re.M), proc.stdout
   assert re.search(r'^b / a step time: [\d.]+$', proc.stdout, re.M), proc.stdout

@@ -9,6 +9,7 @@ blocks output `expansion` times it).
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from resnet_flax.models.layers import ModuleDef, batch_norm, conv, conv_impl, relu
@@ -221,8 +222,10 @@ class ResNet(nn.Module):
 
   `conv_backend` 'onednn' runs the float32 or bfloat16 convs with oneDNN's kernels (ops.onednn,
   CPU only; ops.backend.resolve chooses): the same function up to float rounding, ~1.7x faster
-  on CPU in float32. With those, BatchNorm recomputes `x - mean` in the backward pass instead of
-  storing it (`recompute_bn`, models/batch_norm.py): ~5% faster steps there.
+  on CPU in float32. On CPU, BatchNorm recomputes `x - mean` in the backward pass instead of
+  storing it (`recompute_bn`, models/batch_norm.py): 2-14% faster steps with either conv
+  backend, float32 or bfloat16, one device or several (benchmarks/NOTES.md); not measured on
+  GPU/TPU, so off there unless asked for.
   """
   stage_sizes: Sequence[int]
   widths: Sequence[int]
@@ -239,7 +242,7 @@ class ResNet(nn.Module):
   scan_blocks: bool = False
   bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
   conv_backend: str = 'xla'  # 'xla' or 'onednn' (ops.backend.resolve)
-  recompute_bn: bool | None = None  # layers.RecomputedBatchNorm; None: with float32 oneDNN convs
+  recompute_bn: bool | None = None  # layers.RecomputedBatchNorm; None: on the CPU backend
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -252,7 +255,7 @@ class ResNet(nn.Module):
       raise ValueError(f'stage_sizes {self.stage_sizes} and widths {self.widths} differ in length')
     recompute = self.recompute_bn
     if recompute is None:  # where it was measured faster (benchmarks/NOTES.md)
-      recompute = self.conv_backend == 'onednn' and jnp.dtype(self.dtype) == jnp.float32
+      recompute = jax.default_backend() == 'cpu'
     norm = batch_norm(train, self.bn_momentum, self.bn_epsilon, self.dtype, self.bn_axis_name,
                       recompute)
     options = dict(self.block_options or {})
