@@ -81,6 +81,19 @@ def test_report_marks_unmet_goals():
   assert list(goal_status(report).values()) == ['**not met**'] * 7
 
 
+def test_flop_rate_reads_the_peak_timed_beside_its_model():
+  """A model's % of peak is of the matmul peak timed between its own repeats, where recorded."""
+  results = fake_results(ours_ips=250.0, compile_110=2.0, first_step=10.0, rss=2.0)
+  results['models']['resnet20']['matmul_gflops'] = [40.0, 50.0, 200.0]  # median 50
+  report = suite.render(results)
+  assert '| resnet20 | 269,722 |' in report and '60.8 (122%)' in report
+  assert ('| resnet20 step FLOP rate vs f32 matmul peak | >= 60% | 122% (61 of 50 GFLOP/s) |'
+          in report)
+  assert 'after each repeat of each model' in report and 'resnet20 50 (40-200)' in report
+  # resnet110 recorded none: its % reads the peak timed before the models (100 GFLOP/s)
+  assert '379.3 (379%)' in report  # 250 img/s x 6 x 252.9 M MACs of 100 GFLOP/s
+
+
 def test_report_without_torch_or_train_py():
   results = fake_results(250.0, 2.0, 10.0, 2.0)
   for m in results['models'].values():
@@ -134,7 +147,8 @@ def test_quick_suite_writes_every_row(tmp_path):
   for key in ('train_ours', 'eval_ours', 'init_s', 'trace_s', 'lower_s', 'compile_s',
               'gflops_ours', 'xla_gflops_ours'):
     assert m[key] > 0, key
-  assert s['peak_gflops'] > 0
+  assert s['peak_gflops'] > 0 and m['peak_gflops'] > 0  # before the models, and beside this one
+  assert 'after each repeat of each model' in report
   for kind in ('synthetic', 'cifar10_files'):
     assert s['start'][kind]['first_step_s'] > 0 and s['start'][kind]['rss_gib'] > 0
   assert re.search(r'^\| resnet20 \| 269,722 \| [\d,.]+ \| – \|', report, re.M)
