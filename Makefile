@@ -25,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest
