@@ -415,7 +415,8 @@ def goals(summary: dict[str, Any]) -> list[Goal]:
                     f'{ratio:.2f}x' if ratio else 'not measured', ratio >= 1.0 if ratio else None))
   frac = m.get('resnet20', {}).get('peak_fraction')
   out.append(Goal('resnet20 step FLOP rate vs f32 matmul peak', '>= 60%',
-                  f'{frac:.0%} ({m["resnet20"]["gflops_ours"]:.0f} of {m["resnet20"]["peak_gflops"]:.0f} '
+                  f'{frac:.0%} ({m["resnet20"]["gflops_ours"]:.0f} of '
+                  f'{m["resnet20"]["peak_gflops"]:.0f} '
                   'GFLOP/s)' if frac else 'not measured', frac >= 0.6 if frac else None))
   for suffix, how in (('', 'default, unrolled'), (SCAN, 'model.scan_blocks')):
     deep, shallow = m.get('resnet110' + suffix), m.get('resnet20')  # vs the default ResNet-20

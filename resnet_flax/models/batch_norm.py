@@ -6,8 +6,8 @@ backward reads them (one activation-sized write and read less per BN), and its H
 with oneDNN's float32 convs, steps ~6% faster and ResNet-110's step compiles in 4.6 s instead of
 4.9; its gradient of `scale` from sum(g * x) keeps the backward from writing the normalised
 values out either: ~6% more (benchmarks/NOTES.md). Same variables (`scale`, `bias`; `mean`,
-`var` in `batch_stats`), statistics (flax's fast variance, E[x^2] - E[x]^2), running averages and gradients as
-nn.BatchNorm over NHWC inputs (tests/test_models.py).
+`var` in `batch_stats`), statistics (flax's fast variance, E[x^2] - E[x]^2), running averages
+and gradients as nn.BatchNorm over NHWC inputs (tests/test_models.py).
 """
 
 import functools
@@ -47,13 +47,14 @@ def _backward(epsilon, axis_name, residuals, cotangents):
   x, scale, mean, var = residuals
   g_y, g_mean, g_var = cotangents
   rstd = lax.rsqrt(var + epsilon)
-  centred = x.astype(jnp.float32) - mean
+  x32 = x.astype(jnp.float32)
+  centred = x32 - mean
   x_hat = centred * rstd
   axes = tuple(range(x.ndim - 1))
   # sum(g * x_hat) as rstd * (sum(g * x) - mean * sum(g)): a reduction of a plain product,
   # which XLA:CPU fuses into it, where sum(g * x_hat) made it write x_hat out first
   d_bias = jnp.sum(g_y, axes)  # this device's share, as is d_scale
-  d_scale = (jnp.sum(g_y * x.astype(jnp.float32), axes) - mean * d_bias) * rstd
+  d_scale = (jnp.sum(g_y * x32, axes) - mean * d_bias) * rstd
   # mean and var came from sums over the devices: what flows back to x sums over them too
   count, sum_g, sum_g_xhat, g_mean, g_var = _over_devices(
       axis_name, (x.size // x.shape[-1], d_bias, d_scale, g_mean, g_var))
