@@ -138,21 +138,21 @@ def test_batch_norm_is_recomputed_by_default_on_cpu_only(monkeypatch):
   """The measured choice: faster on CPU with either conv backend and dtype; unmeasured elsewhere."""
   x = jnp.zeros((2, 16, 16, 3))
 
-  def remats(**overrides):
+  def recomputed(**overrides):
     model = create_model('resnet8', num_classes=10, **overrides)
     variables = model.init(jax.random.key(0), x, train=False)
     jaxpr = jax.make_jaxpr(lambda p: model.apply(
         {**variables, 'params': p}, x, train=True, mutable=['batch_stats'])[0])(
             variables['params'])
     return str(jaxpr).count('batch_norm_train')  # models/batch_norm.py's custom_vjp
-  assert remats(conv_backend='onednn') > 0
-  assert remats(conv_backend='onednn', dtype=jnp.bfloat16) > 0
-  assert remats(conv_backend='xla') > 0
-  assert remats(conv_backend='xla', scan_blocks=True) > 0
-  assert remats(conv_backend='onednn', recompute_bn=False) == 0
+  assert recomputed(conv_backend='onednn') > 0
+  assert recomputed(conv_backend='onednn', dtype=jnp.bfloat16) > 0
+  assert recomputed(conv_backend='xla') > 0
+  assert recomputed(conv_backend='xla', scan_blocks=True) > 0
+  assert recomputed(conv_backend='onednn', recompute_bn=False) == 0
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
-  assert remats(conv_backend='xla') == 0
-  assert remats(conv_backend='xla', recompute_bn=True) > 0
+  assert recomputed(conv_backend='xla') == 0
+  assert recomputed(conv_backend='xla', recompute_bn=True) > 0
 
 
 def test_config_recompute_bn_sets_the_models_field():

@@ -79,8 +79,7 @@ def batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any,
   Defaults follow PyTorch (flax momentum 0.9 == torch momentum 0.1, eps 1e-5).
   Scale and bias stay float32 whatever the compute dtype. `axis_name` (pmap or
   shard_map) averages the batch statistics over that axis's devices. `recompute` builds
-  `RecomputedBatchNorm`: faster with oneDNN's float32 convs (benchmarks/NOTES.md), where
-  ResNet chooses it.
+  `RecomputedBatchNorm`: faster on CPU (benchmarks/NOTES.md), where ResNet chooses it.
   """
   return functools.partial(RecomputedBatchNorm if recompute else nn.BatchNorm,
                            use_running_average=not train,
