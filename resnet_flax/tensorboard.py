@@ -2,10 +2,11 @@
 
   tensorboard --logdir runs/            # every run below runs/, a sweep's trials side by side
 
-Writes workdir/tensorboard/ through flax's SummaryWriter (tf.summary underneath) and the hparams
-plugin of the `tensorboard` package, so the HParams tab compares the trials of a sweep by their
-config. Only process 0 writes; on the others every method does nothing. TensorFlow is imported
-through `data.tf_cpu`, which hides the GPUs from it first: JAX owns them.
+Writes workdir/tensorboard/ through tf.summary and the hparams plugin of the `tensorboard`
+package, so the HParams tab compares the trials of a sweep by their config. Only process 0
+writes; on the others every method does nothing. TensorFlow is imported through `data.tf_cpu`,
+which hides the GPUs from it first (JAX owns them). Not through flax.metrics.tensorboard: it
+imports the plugin's Keras callback, and so Keras, 1.2 s of every start (benchmarks/NOTES.md).
 """
 
 import numbers
@@ -28,18 +29,17 @@ class TensorBoardWriter:
     self.directory = f'{workdir}/{subdir}'
     if not self.enabled:
       return
-    tensorflow()  # before flax's module imports TF: the GPUs are hidden first
-    from flax.metrics import tensorboard as flax_tensorboard  # pylint: disable=g-import-not-at-top
-    self._writer = flax_tensorboard.SummaryWriter(self.directory, auto_flush=False)
+    self._tf = tensorflow()
+    self._writer = self._tf.summary.create_file_writer(self.directory)
 
   def scalars(self, step: int, values: Mapping[str, Any], prefix: str = '') -> None:
     """Writes each number in `values` as tag `prefix/key` (step and epoch are skipped)."""
     if not self.enabled:
       return
-    for key, value in values.items():
-      if key not in _SKIPPED and _is_number(value):
-        self._writer.scalar(f'{prefix}/{key}' if prefix else key, float(value), int(step))
-    self._writer.flush()
+    with self._writer.as_default():  # flushes on exit
+      for key, value in values.items():
+        if key not in _SKIPPED and _is_number(value):
+          self._tf.summary.scalar(f'{prefix}/{key}' if prefix else key, float(value), int(step))
 
   def record(self, record: Mapping[str, Any]) -> None:
     """A metrics.jsonl record: training ones as train/loss, train/accuracy, train/learning_rate,
@@ -59,10 +59,11 @@ class TensorBoardWriter:
     (e.g. the final results) as `final/<name>` scalars at `step` (default: metrics['step'])."""
     if not self.enabled:
       return
-    self._writer.hparams(flatten_config(config))
+    from tensorboard.plugins.hparams import summary_v2  # pylint: disable=g-import-not-at-top
+    with self._writer.as_default():
+      summary_v2.hparams(flatten_config(config))
     if metrics:
       self.scalars(metrics.get('step', 0) if step is None else step, metrics, 'final')
-    self._writer.flush()
 
   def close(self) -> None:
     if self.enabled:

@@ -1,6 +1,8 @@
 """TensorBoard event files: the tags and values written can be read back by TensorBoard itself."""
 
 import os
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -12,6 +14,7 @@ from tensorboard.util import tensor_util
 from resnet_flax import tensorboard
 from tests.conftest import small_config
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = [{'step': s, 'epoch': s / 3, 'loss': 2.0 / s, 'accuracy': 0.1 * s, 'learning_rate': 0.1,
           'images_per_sec': 200.0 + s} for s in (1, 2, 3)]
 TEST = {'step': 3, 'epoch': 1, 'test_loss': 1.5, 'test_accuracy': 0.25}
@@ -80,3 +83,31 @@ def test_only_process_zero_writes(tmp_path, monkeypatch):
   writer.hparams(small_config(), FINAL)
   writer.close()
   assert not os.listdir(tmp_path)
+
+
+# A fresh interpreter, as train.py starts: the writer and the data pipeline's TF leave Keras
+# unloaded (1.2 s of every start), and TF's Keras still works for whoever asks for it later.
+_WITHOUT_KERAS = '''
+import sys
+from resnet_flax.data.tf_cpu import tensorflow
+from resnet_flax.tensorboard import TensorBoardWriter
+with TensorBoardWriter(sys.argv[1]) as writer:
+  writer.scalars(1, {'loss': 0.5}, 'train')
+  writer.hparams({'optim': {'learning_rate': 0.1}}, {'step': 1, 'accuracy': 0.9})
+tf = tensorflow()
+assert [int(b.sum()) for b in tf.data.Dataset.range(4).batch(2).as_numpy_iterator()] == [1, 5]
+loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('keras', 'sklearn'))
+assert not loaded, loaded[:5]
+assert None not in tf.__path__, tf.__path__
+from tensorflow.keras.layers import Dense
+import keras
+assert Dense is keras.layers.Dense and tf.keras.layers.Dense is Dense
+print('ok')
+'''
+
+
+def test_tensorflow_and_the_writer_leave_keras_unloaded(tmp_path):
+  done = subprocess.run([sys.executable, '-c', _WITHOUT_KERAS, str(tmp_path)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300, check=False)
+  assert done.returncode == 0 and done.stdout.strip() == 'ok', done.stderr[-3000:]
+  assert read_events(os.path.join(tmp_path, 'tensorboard')).Tensors('train/loss')
