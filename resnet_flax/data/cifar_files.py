@@ -53,10 +53,9 @@ def load(name: str, directory: str, labels: str = 'fine') -> Loaded:
   label_key, names_key, num_classes = layout.labels[labels]
   folder = _find_folder(name, directory, layout)
   read = lambda file: _read_split(os.path.join(folder, file), layout, label_key, num_classes)
-  parts = [read(file) for file in layout.train]
-  train = Split(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
+  train = _to_nhwc([read(file) for file in layout.train])
   names = _read_names(os.path.join(folder, layout.meta), layout, names_key, num_classes)
-  return Loaded(train, read(layout.test), num_classes, names)
+  return Loaded(train, _to_nhwc([read(layout.test)]), num_classes, names)
 
 
 def _find_folder(name: str, directory: str, layout: _Layout) -> str:
@@ -78,7 +77,19 @@ def _find_folder(name: str, directory: str, layout: _Layout) -> str:
   return folder
 
 
-def _read_split(path: str, layout: _Layout, label_key: bytes, num_classes: int) -> Split:
+def _to_nhwc(parts: list[tuple[np.ndarray, np.ndarray]]) -> Split:
+  """(N, 3072) rows of R, G and B planes -> one (N, 32, 32, 3) array, each part copied once."""
+  images = np.empty((sum(len(d) for d, _ in parts), 32, 32, 3), np.uint8)
+  start = 0
+  for data, _ in parts:
+    images[start:start + len(data)] = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    start += len(data)
+  return Split(images, np.concatenate([labels for _, labels in parts]).astype(np.int32))
+
+
+def _read_split(path: str, layout: _Layout, label_key: bytes, num_classes: int,
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """One file's checked (images as rows, labels)."""
   batch = _unpickle(path, layout)
   data, labels = batch.get(b'data'), batch.get(label_key)
   if not isinstance(data, np.ndarray) or labels is None:
@@ -94,8 +105,7 @@ def _read_split(path: str, layout: _Layout, label_key: bytes, num_classes: int) 
   if len(labels) and not (labels.min() >= 0 and labels.max() < num_classes):
     raise _corrupt(path, layout, f'its labels span {labels.min()}..{labels.max()}, not '
                    f'0..{num_classes - 1}')
-  images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # planes -> NHWC
-  return Split(np.ascontiguousarray(images), labels.astype(np.int32))
+  return data, labels
 
 
 def _read_names(path: str, layout: _Layout, names_key: bytes, num_classes: int,
