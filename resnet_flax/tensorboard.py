@@ -2,21 +2,27 @@
 
   tensorboard --logdir runs/            # every run below runs/, a sweep's trials side by side
 
-Writes workdir/tensorboard/ through tf.summary and the hparams plugin of the `tensorboard`
-package, so the HParams tab compares the trials of a sweep by their config. Only process 0
-writes; on the others every method does nothing. TensorFlow is imported through `data.tf_cpu`,
-which hides the GPUs from it first (JAX owns them). Not through flax.metrics.tensorboard: it
-imports the plugin's Keras callback, and so Keras, 1.2 s of every start (benchmarks/NOTES.md).
+Writes workdir/tensorboard/ with the `tensorboard` package alone: its summary protos (the
+scalars and hparams plugins' own `*_pb` builders, so the HParams tab compares the trials of a
+sweep by their config) framed as TFRecords by its RecordWriter, as torch.utils.tensorboard
+does. Not through tf.summary: importing TensorFlow (1.7 s here) would hold up the first log
+line of every run whose data lives on the device, which needs no tf.data until it evaluates
+(benchmarks/NOTES.md). Only process 0 writes; on the others every method does nothing.
 """
 
 import numbers
+import os
+import socket
+import time
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 
 import jax
 import ml_collections
-
-from resnet_flax.data.tf_cpu import tensorflow
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.hparams import summary_v2 as hparams_summary
+from tensorboard.plugins.scalar import summary_v2 as scalar_summary
+from tensorboard.summary.writer.record_writer import RecordWriter
 
 _SKIPPED = ('step', 'epoch')  # the x-axis, not a curve
 
@@ -29,17 +35,17 @@ class TensorBoardWriter:
     self.directory = f'{workdir}/{subdir}'
     if not self.enabled:
       return
-    self._tf = tensorflow()
-    self._writer = self._tf.summary.create_file_writer(self.directory)
+    self._writer = _EventFile(self.directory)
 
   def scalars(self, step: int, values: Mapping[str, Any], prefix: str = '') -> None:
     """Writes each number in `values` as tag `prefix/key` (step and epoch are skipped)."""
     if not self.enabled:
       return
-    with self._writer.as_default():  # flushes on exit
-      for key, value in values.items():
-        if key not in _SKIPPED and _is_number(value):
-          self._tf.summary.scalar(f'{prefix}/{key}' if prefix else key, float(value), int(step))
+    for key, value in values.items():
+      if key not in _SKIPPED and _is_number(value):
+        tag = f'{prefix}/{key}' if prefix else key
+        self._writer.write(scalar_summary.scalar_pb(tag, float(value)), int(step))
+    self._writer.flush()
 
   def record(self, record: Mapping[str, Any]) -> None:
     """A metrics.jsonl record: training ones as train/loss, train/accuracy, train/learning_rate,
@@ -59,9 +65,8 @@ class TensorBoardWriter:
     (e.g. the final results) as `final/<name>` scalars at `step` (default: metrics['step'])."""
     if not self.enabled:
       return
-    from tensorboard.plugins.hparams import summary_v2  # pylint: disable=g-import-not-at-top
-    with self._writer.as_default():
-      summary_v2.hparams(flatten_config(config))
+    self._writer.write(hparams_summary.hparams_pb(flatten_config(config)), 0)
+    self._writer.flush()
     if metrics:
       self.scalars(metrics.get('step', 0) if step is None else step, metrics, 'final')
 
@@ -75,6 +80,31 @@ class TensorBoardWriter:
 
   def __exit__(self, *exc: object) -> None:
     self.close()
+
+
+class _EventFile:
+  """One event file: TFRecords of `Event` protos, a version record first (what TensorBoard's
+  readers expect of any file named events.out.tfevents.*)."""
+
+  def __init__(self, directory: str):
+    os.makedirs(directory, exist_ok=True)
+    name = f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.v2'
+    self._file: BinaryIO = open(os.path.join(directory, name), 'ab')  # pylint: disable=consider-using-with
+    self._records = RecordWriter(self._file)
+    self._add(event_pb2.Event(file_version='brain.Event:2'))
+
+  def write(self, summary: summary_pb2.Summary, step: int) -> None:
+    self._add(event_pb2.Event(summary=summary, step=step))
+
+  def _add(self, event: event_pb2.Event) -> None:
+    event.wall_time = time.time()
+    self._records.write(event.SerializeToString())
+
+  def flush(self) -> None:
+    self._file.flush()
+
+  def close(self) -> None:
+    self._file.close()
 
 
 def flatten_config(config: ml_collections.ConfigDict | Mapping[str, Any],
