@@ -1,11 +1,12 @@
 """`train_and_evaluate(config, workdir)`: the library seam that train.py and the tests call."""
 
+import contextlib
 import functools
 import itertools
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import flax.linen as nn
@@ -149,18 +150,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           eval_now = when.eval_now(step)
           save_now = preempted or when.checkpoint_now(step)
           if eval_now or save_now:
-            state = runner.get_state(train_state)
-          if eval_now:
-            evaluated = evaluate(state)
-            final = evaluated if last else None
-            val = (f' | val loss {evaluated["val_loss"]:.4f} acc {evaluated["val_accuracy"]:.2%}'
-                   if 'val_loss' in evaluated else '')
-            log.write({'step': step, 'epoch': step / steps_per_epoch, **evaluated},
-                      f'step {step:>6} (epoch {step / steps_per_epoch:.4g}) | '
-                      f'test loss {evaluated["test_loss"]:.4f} '
-                      f'acc {evaluated["test_accuracy"]:.2%}{val}')
-          if save_now:
-            save(state, evaluated)
+            with timer.paused():  # the logged img/s are training's alone
+              state = runner.get_state(train_state)
+              if eval_now:
+                evaluated = evaluate(state)
+                final = evaluated if last else None
+                log.write({'step': step, 'epoch': step / steps_per_epoch, **evaluated},
+                          _eval_line(step, step / steps_per_epoch, evaluated))
+              if save_now:
+                save(state, evaluated)
           if preempted:
             bar.close()
             ckpt.wait()
@@ -260,26 +258,47 @@ def _data_record(dataset: data_lib.Dataset, image_shape: tuple[int, ...]) -> dic
           'std': list(dataset.std), 'label_names': list(dataset.label_names)}
 
 
-class _Throughput:
-  """Images per second between log points, excluding the first step (which compiles)."""
+def _eval_line(step: int, epoch: float, evaluated: dict[str, float]) -> str:
+  val = (f' | val loss {evaluated["val_loss"]:.4f} acc {evaluated["val_accuracy"]:.2%}'
+         if 'val_loss' in evaluated else '')
+  return (f'step {step:>6} (epoch {epoch:.4g}) | test loss {evaluated["test_loss"]:.4f} '
+          f'acc {evaluated["test_accuracy"]:.2%}{val}')
 
-  def __init__(self, batch_size: int):
-    self.batch_size, self.start, self.steps, self.last = batch_size, None, 0, None
+
+class _Throughput:
+  """Training images per second between log points: not the first step (it compiles), nor the
+  time spent `paused()` (evaluations and checkpoints)."""
+
+  def __init__(self, batch_size: int, clock: Callable[[], float] = time.perf_counter):
+    self.batch_size, self.clock = batch_size, clock
+    self.start, self.steps, self.last = None, 0, None
 
   def tick(self, output: jax.Array) -> None:
     """Counts a step; `output` is one of its results (waited on to time the steps done)."""
     if self.start is None:
       output.block_until_ready()
-      self.start = time.perf_counter()
+      self.start = self.clock()
     else:
       self.steps += 1
     self.last = output
+
+  @contextlib.contextmanager
+  def paused(self) -> Iterator[None]:
+    """The steps dispatched so far count up to their end; the time inside does not count."""
+    if self.last is not None:
+      self.last.block_until_ready()
+    begin = self.clock()
+    try:
+      yield
+    finally:
+      if self.start is not None:
+        self.start += self.clock() - begin
 
   def rate(self) -> float:
     if not self.steps:
       return float('nan')
     self.last.block_until_ready()
-    now = time.perf_counter()
+    now = self.clock()
     rate = self.steps * self.batch_size / (now - self.start)
     self.start, self.steps = now, 0
     return rate

@@ -183,3 +183,30 @@ def test_init_from_a_checkpoint_of_another_model_is_refused(tmp_path, make_confi
   config = make_config(**{'model.name': 'resnet20', 'model.init_from': str(tmp_path / 'r32.th')})
   with pytest.raises(UserError, match='missing|unexpected'):
     train_and_evaluate(config, str(tmp_path / 'run'))
+
+
+def test_logged_throughput_leaves_out_evaluations_and_checkpoints():
+  from resnet_flax.trainer import _Throughput  # pylint: disable=import-outside-toplevel
+  clock = [0.0]
+  waited = []
+
+  class Output:  # a step's result; waiting on it is when its time is known
+    def block_until_ready(self):
+      waited.append(clock[0])
+      return self
+
+  timer = _Throughput(batch_size=10, clock=lambda: clock[0])
+  timer.tick(Output())  # the first step compiles: its time is not counted
+  assert np.isnan(timer.rate())
+  clock[0] = 1.0
+  timer.tick(Output())
+  clock[0] = 2.0  # the second step ends while the evaluation waits for it
+  with timer.paused():
+    clock[0] = 32.0  # 30 s of evaluation and checkpointing
+  clock[0] = 33.0
+  timer.tick(Output())
+  assert timer.rate() == pytest.approx(20 / 3.0)  # 2 steps of 10 images in 3 s of training
+  assert waited[-2:] == [2.0, 33.0]
+  clock[0] = 38.0
+  timer.tick(Output())
+  assert timer.rate() == pytest.approx(10 / 5.0)  # the next interval starts where this one ended
