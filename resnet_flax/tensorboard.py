@@ -89,7 +89,8 @@ class _EventFile:
   def __init__(self, directory: str):
     os.makedirs(directory, exist_ok=True)
     name = f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.v2'
-    self._file: BinaryIO = open(os.path.join(directory, name), 'ab')  # pylint: disable=consider-using-with
+    path = os.path.join(directory, name)
+    self._file: BinaryIO = open(path, 'ab')  # pylint: disable=consider-using-with
     self._records = RecordWriter(self._file)
     self._add(event_pb2.Event(file_version='brain.Event:2'))
 

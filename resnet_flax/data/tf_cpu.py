@@ -2,8 +2,9 @@
 
 We use tf.data only. TF 2.21's `import tensorflow` also imports Keras 3 eagerly (and
 scikit-learn through Keras's wrappers): 1.2 of its 2.9 s after JAX on this project's CPU host,
-paid by every run that reads its data through tf.data (benchmarks/NOTES.md). Keras is hidden while TF imports,
-so TF skips it; `tf.keras` and `import keras` still work afterwards, loaded when first used.
+paid by every run that reads its data through tf.data (benchmarks/NOTES.md). Keras is hidden
+while TF imports, so TF skips it; `tf.keras` and `import keras` still work afterwards, loaded
+when first used.
 """
 
 import contextlib
