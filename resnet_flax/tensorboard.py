@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any, BinaryIO, Self
+from typing import Any, Self
 
 import jax
 import ml_collections
@@ -90,8 +90,7 @@ class _EventFile:
     os.makedirs(directory, exist_ok=True)
     name = f'events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.v2'
     path = os.path.join(directory, name)
-    self._file: BinaryIO = open(path, 'ab')  # pylint: disable=consider-using-with
-    self._records = RecordWriter(self._file)
+    self._records = RecordWriter(open(path, 'ab'))  # pylint: disable=consider-using-with
     self._add(event_pb2.Event(file_version='brain.Event:2'))
 
   def write(self, summary: summary_pb2.Summary, step: int) -> None:
@@ -102,10 +101,10 @@ class _EventFile:
     self._records.write(event.SerializeToString())
 
   def flush(self) -> None:
-    self._file.flush()
+    self._records.flush()
 
   def close(self) -> None:
-    self._file.close()
+    self._records.close()
 
 
 def flatten_config(config: ml_collections.ConfigDict | Mapping[str, Any],
