@@ -1,6 +1,7 @@
 """Optimizer and learning-rate schedule from `config.optim`, all from optax."""
 
-from typing import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import ml_collections
@@ -9,8 +10,6 @@ import optax.contrib  # noqa: F401  (sam, normalize)
 
 from resnet_flax.errors import UserError
 
-SCHEDULES = ('constant', 'step', 'exponential', 'cosine', 'onecycle', 'he2016')
-OPTIMIZERS = ('sgd', 'adam', 'adamw', 'lars')
 WEIGHT_DECAY_MODES = ('coupled', 'decoupled')
 MILESTONES_UNITS = ('epochs', 'steps')
 WARMUP_SCHEDULES = ('constant', 'step', 'exponential', 'cosine')  # the others bring their own
@@ -40,26 +39,49 @@ def create_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
   """
   _check_schedule(cfg)
   lr = peak_learning_rate(cfg, batch_size)
-  if cfg.schedule == 'onecycle':  # its own warm-up from lr / div_factor
-    return optax.cosine_onecycle_schedule(max(total_steps, 1), lr, cfg.onecycle_pct_start,
-                                          cfg.onecycle_div_factor, cfg.onecycle_final_div_factor)
-  if cfg.schedule == 'he2016':  # He et al.: constant lr / 10 to warm up (ResNet-110), then lr
-    warmup = cfg.he_warmup_steps
-    main = _divide_at(lr, cfg.he_milestones_steps, 0.1, warmup, 'he_milestones_steps')
-    return _after_warmup(optax.constant_schedule(0.1 * lr), main, warmup)
+  if cfg.schedule not in WARMUP_SCHEDULES:  # they bring their own warm-up
+    return SCHEDULES[cfg.schedule](cfg, lr, steps_per_epoch, total_steps, 0)
   warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
-  if cfg.schedule == 'constant':
-    main = optax.constant_schedule(lr)
-  elif cfg.schedule == 'step':
-    scale = steps_per_epoch if cfg.milestones_unit == 'epochs' else 1
-    milestones = [int(round(m * scale)) for m in cfg.milestones]
-    main = _divide_at(lr, milestones, cfg.decay_factor, warmup, 'milestones')
-  elif cfg.schedule == 'exponential':  # staircase: x decay_factor every decay_every_epochs
-    main = optax.exponential_decay(lr, int(round(cfg.decay_every_epochs * steps_per_epoch)),
-                                   cfg.decay_factor, staircase=True)
-  else:  # 'cosine'
-    main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
+  main = SCHEDULES[cfg.schedule](cfg, lr, steps_per_epoch, total_steps, warmup)
   return _after_warmup(optax.linear_schedule(0.0, lr, warmup), main, warmup)
+
+
+# name -> (cfg, peak lr, steps per epoch, total steps, warm-up steps) -> the schedule after the
+# warm-up (counting from 0 at its end).
+ScheduleBuilder = Callable[[ml_collections.ConfigDict, float, int, int, int], optax.Schedule]
+
+
+def _step(cfg: ml_collections.ConfigDict, lr: float, steps_per_epoch: int, total_steps: int,
+          warmup: int) -> optax.Schedule:
+  del total_steps
+  scale = steps_per_epoch if cfg.milestones_unit == 'epochs' else 1
+  milestones = [int(round(m * scale)) for m in cfg.milestones]
+  return _divide_at(lr, milestones, cfg.decay_factor, warmup, 'milestones')
+
+
+def _he2016(cfg: ml_collections.ConfigDict, lr: float, steps_per_epoch: int, total_steps: int,
+            warmup: int) -> optax.Schedule:
+  """He et al.: a constant lr / 10 to warm up (ResNet-110), then lr / 10 at each milestone."""
+  del steps_per_epoch, total_steps, warmup
+  warmup = cfg.he_warmup_steps
+  main = _divide_at(lr, cfg.he_milestones_steps, 0.1, warmup, 'he_milestones_steps')
+  return _after_warmup(optax.constant_schedule(0.1 * lr), main, warmup)
+
+
+SCHEDULES: dict[str, ScheduleBuilder] = {
+    'constant': lambda cfg, lr, spe, total, warmup: optax.constant_schedule(lr),
+    'step': _step,
+    # staircase: x decay_factor every decay_every_epochs
+    'exponential': lambda cfg, lr, spe, total, warmup: optax.exponential_decay(
+        lr, int(round(cfg.decay_every_epochs * spe)), cfg.decay_factor, staircase=True),
+    'cosine': lambda cfg, lr, spe, total, warmup: optax.cosine_decay_schedule(
+        lr, max(total - warmup, 1)),
+    # its own warm-up from lr / div_factor
+    'onecycle': lambda cfg, lr, spe, total, warmup: optax.cosine_onecycle_schedule(
+        max(total, 1), lr, cfg.onecycle_pct_start, cfg.onecycle_div_factor,
+        cfg.onecycle_final_div_factor),
+    'he2016': _he2016,
+}
 
 
 def _divide_at(lr: float, milestones: Sequence[int], factor: float, warmup: int,
@@ -88,7 +110,13 @@ def create_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule,
   the devices of a pmap/shard_map axis.
   """
   _check_optimizer(cfg)
-  tx = _optimizer_with_decay(cfg, schedule)
+  if cfg.optimizer == 'lars':  # its decay enters the trust ratio, inside optax.lars
+    tx = optax.lars(schedule, weight_decay=cfg.weight_decay,
+                    weight_decay_mask=_decay_mask(cfg) or True,
+                    trust_coefficient=cfg.lars_trust_coefficient, trust_ratio_mask=_kernels_only,
+                    momentum=cfg.momentum, nesterov=cfg.nesterov)
+  else:
+    tx = _with_weight_decay(cfg, DIRECTIONS[cfg.optimizer](cfg), schedule)
   if cfg.clip_grad_norm:
     tx = optax.chain(optax.clip_by_global_norm(cfg.clip_grad_norm), tx)
   if cfg.sam_rho:
@@ -98,31 +126,35 @@ def create_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule,
   return tx
 
 
-def _optimizer_with_decay(cfg: ml_collections.ConfigDict,
-                          schedule: optax.Schedule) -> optax.GradientTransformation:
-  """Coupled: g += wd * p first (torch.optim.SGD/Adam). Decoupled: p -= lr * (update + wd * p)."""
-  wd = cfg.weight_decay
-  mask = None if cfg.decay_bn_and_bias else _kernels_only
-  momentum = cfg.momentum or None
-  if cfg.optimizer == 'lars':  # coupled by design: the decay enters the trust ratio
-    return optax.lars(schedule, weight_decay=wd, weight_decay_mask=mask or True,
-                      trust_coefficient=cfg.lars_trust_coefficient,
-                      trust_ratio_mask=_kernels_only, momentum=cfg.momentum,
-                      nesterov=cfg.nesterov)
-  if cfg.optimizer in ('adam', 'adamw') and cfg.weight_decay_mode == 'decoupled':
-    return optax.adamw(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps,
-                       weight_decay=wd, mask=mask)
-  if cfg.optimizer == 'sgd' and cfg.weight_decay_mode == 'decoupled' and wd:  # SGDW
-    direction = optax.trace(momentum, nesterov=cfg.nesterov) if momentum else optax.identity()
-    return optax.chain(direction, optax.add_decayed_weights(wd, mask),
-                       optax.scale_by_learning_rate(schedule))
-  if cfg.optimizer == 'sgd':
-    base = optax.sgd(schedule, momentum=momentum, nesterov=cfg.nesterov)
-  else:  # 'adam', coupled
-    base = optax.adam(schedule, b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps)
-  if not wd:
-    return base
-  return optax.chain(optax.add_decayed_weights(wd, mask), base)
+# name -> the update direction before the learning rate (momentum, Adam's moments); the
+# weight decay and the learning rate are added by _with_weight_decay. 'lars' is optax.lars.
+DIRECTIONS: dict[str, Callable[[ml_collections.ConfigDict], optax.GradientTransformation]] = {
+    'sgd': lambda cfg: (optax.trace(cfg.momentum, nesterov=cfg.nesterov) if cfg.momentum
+                        else optax.identity()),
+    'adam': lambda cfg: optax.scale_by_adam(cfg.adam_b1, cfg.adam_b2, cfg.adam_eps),
+    'adamw': lambda cfg: optax.scale_by_adam(cfg.adam_b1, cfg.adam_b2, cfg.adam_eps),
+}
+OPTIMIZERS = (*DIRECTIONS, 'lars')
+
+
+def _with_weight_decay(cfg: ml_collections.ConfigDict, direction: optax.GradientTransformation,
+                       schedule: optax.Schedule) -> optax.GradientTransformation:
+  """The one place weight decay is applied. Coupled: g += wd * p before the direction
+  (torch.optim.SGD/Adam). Decoupled: p -= lr * (direction + wd * p) (SGDW, AdamW).
+
+  The chains nest as optax.sgd/adam/adamw nest theirs, so optimizer states keep their layout.
+  """
+  scale = optax.scale_by_learning_rate(schedule)
+  decay = optax.add_decayed_weights(cfg.weight_decay, _decay_mask(cfg))
+  if cfg.weight_decay_mode == 'decoupled' and (cfg.weight_decay or cfg.optimizer != 'sgd'):
+    return optax.chain(direction, decay, scale)  # optax.adamw's chain, even at a decay of 0
+  if not cfg.weight_decay:
+    return optax.chain(direction, scale)
+  return optax.chain(decay, optax.chain(direction, scale))
+
+
+def _decay_mask(cfg: ml_collections.ConfigDict) -> Callable[[Any], Any] | None:
+  return None if cfg.decay_bn_and_bias else _kernels_only
 
 
 def _kernels_only(params):
@@ -133,7 +165,7 @@ def _kernels_only(params):
 
 def _check_schedule(cfg: ml_collections.ConfigDict) -> None:
   """Refuses unknown names and settings that would silently do something else."""
-  _require_one_of(cfg, 'schedule', SCHEDULES)
+  _require_one_of(cfg, 'schedule', tuple(SCHEDULES))
   _require_one_of(cfg, 'milestones_unit', MILESTONES_UNITS)
   _require_non_negative(cfg, 'learning_rate', 'warmup_epochs', 'decay_factor', 'he_warmup_steps')
   if cfg.schedule == 'step':
