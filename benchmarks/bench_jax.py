@@ -22,7 +22,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 import protocol
 from configs import default
-from resnet_flax import build, host_memory, models, parallel, steps
+from resnet_flax import build, evaluation, host_memory, models, parallel, steps
+from resnet_flax.data.preprocess import Preprocess
 from resnet_flax.ops import backend
 
 NUM_CLASSES, IMAGE_SHAPE, STEPS_PER_EPOCH = 10, (32, 32, 3), 50_000 // 128
@@ -97,9 +98,16 @@ def setup(model: str, batch: int) -> dict[str, Any]:
   eval_batch = {**host, 'mask': np.ones(batch, np.float32)}
   replicated = NamedSharding(mesh, P())
   _S['eval_batch'] = jax.device_put(eval_batch, NamedSharding(mesh, P(parallel.AXIS)))
-  _S['eval_state'] = jax.device_put(state, replicated)
-  eval_compiled, eval_compile_s = _timed(
-      lambda: jax.jit(steps.eval_step).lower(_S['eval_state'], _S['eval_batch']).compile())
+  _S['eval_state'] = jax.device_put(evaluation.eval_variables(state), replicated)
+  totals = jax.device_put({'loss': np.zeros((), np.float32), 'top_k': np.zeros((), np.int32),
+                           'confusion': np.zeros((NUM_CLASSES,) * 2, np.int32)}, replicated)
+  # What evaluation computes per batch, on inputs already normalised (an identity Preprocess).
+  accumulate = functools.partial(
+      evaluation.accumulate, model=net, k=5,
+      prep=Preprocess(np.zeros(1, np.float32), np.ones(1, np.float32), 0, False))
+  eval_compiled, eval_compile_s = _timed(lambda: jax.jit(
+      lambda variables, batch: accumulate(variables, totals, batch)).lower(
+          _S['eval_state'], _S['eval_batch']).compile())
   _S['eval'] = eval_compiled
   summary = models.summarize(net, IMAGE_SHAPE)
   return {'params': summary.params, 'macs': summary.macs, 'init_s': init_s, **phases,

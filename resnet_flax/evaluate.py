@@ -8,24 +8,18 @@ WORKDIR/eval/<split>_step<N>.json and draws the matrix to <split>_step<N>_confus
 """
 
 import argparse
-import functools
 import json
 import os
-from typing import Any, Iterator
+from typing import Any
 
-import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 from absl import logging
 
 from resnet_flax import data as data_lib
-from resnet_flax import steps
+from resnet_flax import evaluation
 from resnet_flax.errors import UserError, exit_on_user_error
 from resnet_flax.restore_run import restore_run
-from resnet_flax.train_state import TrainState
 
 SPLITS = ('test', 'train')
 
@@ -41,10 +35,11 @@ def evaluate(workdir: str, step: int | None = None, split: str = 'test',
   batch_size = config.eval_batch_size if batch_size is None else batch_size
   if batch_size < 1:
     raise UserError(f'--batch-size {batch_size}: use a positive number of images per batch.')
-  k = min(5, dataset.num_classes)
-  batches = data_lib.eval_batches(dataset, getattr(dataset, split), batch_size,
-                                  config.data.image_size)
-  result = _summary(_totals(model, state, batches, dataset.num_classes, k), k, meta, split)
+  evaluator = evaluation.Evaluator(model, data_lib.Preprocess.from_dataset(
+      dataset, config.data.image_size), dataset.num_classes)
+  totals = evaluator.totals(evaluation.eval_variables(state),
+                            data_lib.eval_batches(getattr(dataset, split), batch_size))
+  result = _summary(totals, evaluator.k, meta, split)
   result['files'] = _write(result, os.path.join(workdir, 'eval'))
   return result
 
@@ -60,32 +55,6 @@ def _check_same_data(dataset: data_lib.Dataset, config: ml_collections.ConfigDic
                     f'checkpoint {meta["step"]} was trained on ({then}), so it cannot be '
                     f'evaluated on it. Restore the original data (the run reads it from '
                     f'data_dir {config.data.data_dir!r}).')
-
-
-def _totals(model: nn.Module, state: TrainState, batches: Iterator[dict[str, np.ndarray]],
-            num_classes: int, k: int) -> dict[str, np.ndarray]:
-  """Sums over all batches, kept on the device until the end."""
-  variables = steps.eval_variables(state)  # the moving averages when EMA is on
-  totals = {'loss': jnp.zeros((), jnp.float32), 'top_k': jnp.zeros((), jnp.int32),
-            'confusion': jnp.zeros((num_classes, num_classes), jnp.int32)}
-  for batch in batches:
-    totals = _accumulate(variables, totals, batch, model=model, k=k)
-  return jax.device_get(totals)
-
-
-# The model is static (hashable by its fields): repeated evaluations compile once per shape.
-@functools.partial(jax.jit, static_argnames=('model', 'k'))
-def _accumulate(variables: dict[str, Any], totals: dict[str, jax.Array],
-                batch: dict[str, jax.Array], model: nn.Module, k: int) -> dict[str, jax.Array]:
-  """Adds one batch's masked loss sum, top-k hits and confusion counts (BN in inference mode)."""
-  logits = model.apply(variables, batch['image'], train=False)
-  labels, mask = batch['label'], batch['mask']
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  in_top_k = jnp.any(jax.lax.top_k(logits, k)[1] == labels[:, None], axis=-1)
-  real = mask.astype(jnp.int32)
-  return {'loss': totals['loss'] + jnp.sum(loss * mask),
-          'top_k': totals['top_k'] + jnp.sum(in_top_k * real),
-          'confusion': totals['confusion'].at[labels, jnp.argmax(logits, -1)].add(real)}
 
 
 def _summary(totals: dict[str, np.ndarray], k: int, meta: dict[str, Any],

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from resnet_flax import steps
+from resnet_flax import evaluation
 from resnet_flax.errors import UserError, exit_on_user_error
 from resnet_flax.restore_run import restore_run
 from resnet_flax.train_state import TrainState
@@ -122,7 +122,7 @@ def _read_npy(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
 def _top_k(model: nn.Module, state: TrainState, images: np.ndarray,
            k: int) -> tuple[np.ndarray, np.ndarray]:
   """(probabilities, labels), each (N, k), in batches padded to one size (one compilation)."""
-  variables = steps.eval_variables(state)  # the moving averages when EMA is on
+  variables = evaluation.eval_variables(state)  # the moving averages when EMA is on
   size = min(BATCH_SIZE, len(images))
   padded = np.concatenate([images, np.zeros((-len(images) % size, *images.shape[1:]),
                                             np.float32)])

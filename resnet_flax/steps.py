@@ -1,4 +1,4 @@
-"""The pure, compiled steps: `train_step(state, batch)` and `eval_step(state, batch)`."""
+"""The pure, compiled training step: `train_step(state, batch, rng)` (evaluation: evaluation.py)."""
 
 from typing import Any
 
@@ -66,22 +66,3 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     new_state = new_state.replace(ema=optax.incremental_update(
         {'params': new_state.params, 'batch_stats': batch_stats}, state.ema, 1.0 - ema_decay))
   return new_state, metrics
-
-
-def eval_variables(state: TrainState) -> dict[str, Any]:
-  """The weights evaluation uses: the moving averages when EMA is on, else the trained ones."""
-  if state.ema is not None:
-    return state.ema
-  return {'params': state.params, 'batch_stats': state.batch_stats}
-
-
-def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-  """Eval-mode sums over the real (mask == 1) examples; divide by 'count' after summing batches."""
-  logits = state.apply_fn(eval_variables(state), batch['image'], train=False)
-  mask, labels = batch['mask'], batch['label']
-  loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-  correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32)
-  _, top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))
-  correct_top5 = jnp.any(top5 == labels[:, None], axis=-1).astype(jnp.float32)
-  return {'loss': jnp.sum(loss * mask), 'correct': jnp.sum(correct * mask),
-          'correct_top5': jnp.sum(correct_top5 * mask), 'count': jnp.sum(mask)}

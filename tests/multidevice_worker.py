@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import build, data, parallel, steps, train_and_evaluate
+from resnet_flax import build, data, evaluation, parallel, steps, train_and_evaluate
 from resnet_flax.metrics_log import read_records
 from tests.conftest import small_config
 
@@ -92,14 +92,17 @@ def eval_totals() -> dict:
   model = build.create_model(config.model, dataset.num_classes)
   state, _, _ = build.create_state(config, model, (16, 16, 3), steps_per_epoch=3)
   sharded = NamedSharding(parallel.data_mesh(), P(parallel.AXIS))
+  evaluator = evaluation.Evaluator(
+      model, data.Preprocess.from_dataset(dataset), dataset.num_classes,
+      to_device=functools.partial(jax.make_array_from_process_local_data, sharded),
+      replicated=NamedSharding(parallel.data_mesh(), P()))
   out = {}
   for batch_size in (4, 12, 36, 44):  # 40 test images: none divides them evenly but 4
-    totals = None
-    for batch in data.eval_batches(dataset, dataset.test, batch_size):
-      sums = jax.jit(steps.eval_step)(state, jax.tree.map(
-          lambda x: jax.make_array_from_process_local_data(sharded, x), batch))
-      totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    out[batch_size] = {k: float(v) for k, v in jax.device_get(totals).items()}
+    totals = evaluator.totals(evaluation.eval_variables(state),
+                              data.eval_batches(dataset.test, batch_size))
+    out[batch_size] = {'loss': float(totals['loss']), 'correct_top5': int(totals['top_k']),
+                       'correct': int(np.trace(totals['confusion'])),
+                       'count': int(totals['confusion'].sum())}
   return out
 
 

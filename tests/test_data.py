@@ -1,4 +1,4 @@
-"""Data: sources, the real tfds path under mock_data, augmentation and exact evaluation."""
+"""Data: sources and the real tfds path under mock_data."""
 
 import socket
 import time
@@ -11,10 +11,6 @@ import tensorflow_datasets as tfds
 from resnet_flax import data as data_lib
 from resnet_flax.data import sources, tfds_source
 from resnet_flax.errors import UserError
-
-
-def aug(crop_padding=4, flip=True):
-  return ml_collections.ConfigDict({'crop_padding': crop_padding, 'flip': flip})
 
 
 def write_prepared_metadata(data_dir, name, num_examples, splits=('train', 'test')):
@@ -88,59 +84,6 @@ def test_synthetic_labels_are_learnable(make_config):
   t = ds.test.images.reshape(len(ds.test), -1).astype(np.float32)
   pred = np.argmin(((t[:, None] - means[None]) ** 2).sum(-1), axis=1)
   assert np.mean(pred == ds.test.labels) > 0.9
-
-
-def test_train_order_is_a_function_of_seed_and_epoch(digits):
-  def first_labels(seed, epoch):
-    return next(data_lib.train_batches(digits, aug(), batch_size=64, seed=seed, epoch=epoch))['label']
-  np.testing.assert_array_equal(first_labels(0, 0), first_labels(0, 0))
-  assert not np.array_equal(first_labels(0, 0), first_labels(1, 0))
-  assert not np.array_equal(first_labels(0, 0), first_labels(0, 1))
-
-
-def test_resuming_mid_epoch_yields_the_same_batches(digits):
-  full = list(data_lib.train_batches(digits, aug(), batch_size=100, seed=3, epoch=2))
-  tail = list(data_lib.train_batches(digits, aug(), batch_size=100, seed=3, epoch=2, start_step=5))
-  assert len(full) == 14 and len(tail) == 9
-  for a, b in zip(full[5:], tail):
-    np.testing.assert_array_equal(a['image'], b['image'])
-    np.testing.assert_array_equal(a['label'], b['label'])
-
-
-def unnormalize(ds, images):
-  return np.rint(images * np.array(ds.std) * 255 + np.array(ds.mean) * 255).astype(np.int64)
-
-
-def test_crop_is_a_shift_of_the_padded_image_and_flip_mirrors(digits):
-  batch = next(data_lib.train_batches(digits, aug(crop_padding=4, flip=True), batch_size=32,
-                                      seed=0, epoch=0))
-  order = np.random.default_rng([0, 0]).permutation(len(digits.train))[:32]
-  flips = 0
-  for out, idx in zip(unnormalize(digits, batch['image']), order):
-    padded = np.pad(digits.train.images[idx].astype(np.int64), ((4, 4), (4, 4), (0, 0)))
-    matches = [(dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)
-               if np.array_equal(out, (padded[:, ::-1] if f else padded)[dy:dy + 32, dx:dx + 32])]
-    assert matches, 'an augmented image is not a (mirrored) crop of its padded original'
-    flips += all(f for _, _, f in matches)
-  assert 4 <= flips <= 28  # about half are mirrored
-
-
-def test_no_augmentation_returns_the_images_normalized(digits):
-  batch = next(data_lib.train_batches(digits, aug(crop_padding=0, flip=False), batch_size=16,
-                                      seed=0, epoch=0))
-  order = np.random.default_rng([0, 0]).permutation(len(digits.train))[:16]
-  np.testing.assert_array_equal(unnormalize(digits, batch['image']), digits.train.images[order])
-  np.testing.assert_allclose(batch['image'].mean(), 0.0, atol=0.3)
-
-
-@pytest.mark.parametrize('batch_size', [1, 7, 64, 360, 1000])
-def test_eval_counts_every_example_exactly_once(digits, batch_size):
-  batches = list(data_lib.eval_batches(digits, digits.test, batch_size))
-  assert all(b['image'].shape[0] == batch_size for b in batches)
-  mask = np.concatenate([b['mask'] for b in batches])
-  labels = np.concatenate([b['label'] for b in batches])
-  assert mask.sum() == 360
-  np.testing.assert_array_equal(labels[mask == 1], digits.test.labels)
 
 
 def test_normalisation_constants_can_be_set_and_are_checked(make_config):

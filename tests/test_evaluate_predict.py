@@ -145,8 +145,9 @@ def direct_logits(run):
   """The model's logits for the test split, normalised by the eval pipeline itself."""
   config, model, state, _ = restore_run(run[0])
   dataset = data_lib.load_dataset(config)
-  batch = next(data_lib.eval_batches(dataset, dataset.test, len(dataset.test)))
-  apply = jax.jit(lambda variables, images: model.apply(variables, images, train=False))
+  batch = next(data_lib.eval_batches(dataset.test, len(dataset.test)))
+  prep = data_lib.Preprocess.from_dataset(dataset, config.data.image_size)
+  apply = jax.jit(lambda variables, images: model.apply(variables, prep(images), train=False))
   return np.asarray(apply({'params': state.params, 'batch_stats': state.batch_stats},
                           batch['image']))
 

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 import pytest
 
-from resnet_flax import build, parallel, steps, train_and_evaluate
+from resnet_flax import build, evaluation, parallel, steps, train_and_evaluate
 from resnet_flax.checkpointing import Checkpointer
 from resnet_flax.errors import UserError
 from resnet_flax.metrics_log import read_records
@@ -241,7 +241,7 @@ def test_ema_follows_its_formula_and_is_what_evaluation_uses():
                        state1.ema['batch_stats'], state2.batch_stats)
   for got, want in zip(jax.tree.leaves(state2.ema['batch_stats']), jax.tree.leaves(stats)):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
-  assert steps.eval_variables(state2) is state2.ema
+  assert evaluation.eval_variables(state2) is state2.ema
 
 
 def test_sam_takes_the_gradient_at_the_ascended_point():

@@ -186,7 +186,7 @@ def test_init_from_a_checkpoint_of_another_model_is_refused(tmp_path, make_confi
 
 
 def test_logged_throughput_leaves_out_evaluations_and_checkpoints():
-  from resnet_flax.trainer import _Throughput  # pylint: disable=import-outside-toplevel
+  from resnet_flax.reporting.progress import Throughput  # pylint: disable=import-outside-toplevel
   clock = [0.0]
   waited = []
 
@@ -195,7 +195,7 @@ def test_logged_throughput_leaves_out_evaluations_and_checkpoints():
       waited.append(clock[0])
       return self
 
-  timer = _Throughput(batch_size=10, clock=lambda: clock[0])
+  timer = Throughput(batch_size=10, clock=lambda: clock[0])
   timer.tick(Output())  # the first step compiles: its time is not counted
   assert np.isnan(timer.rate())
   clock[0] = 1.0

@@ -1,24 +1,26 @@
-"""Training augmentation: config.augment's switches, the per-image tf ops and per-batch draws.
+"""Training augmentation, written once in JAX and applied inside the compiled step.
 
-Nothing here keeps state. Per-image randomness (crop, flip, cutout) comes from the image's own
-stateless seed, drawn with the epoch's order; per-batch randomness (mixup/cutmix weight,
-partners and box, a shared cutout square) from numpy generators seeded with (seed, epoch) and
-indexed by the global step. So step N's batch is a pure function of (seed, N), and every
-process computes the same draws for the global batch it holds a slice of.
+To add one: write `op(images, keys, batch_key, opts) -> images` below, register it with
+`@augmentation(stream=<an unused number>, normalized=...)`, and add its config field to
+`Augment` and configs/default.py. Both data paths (on the device and from the host) build
+their batches through `augment_images`, so the new op applies to both.
+
+An op sees a float32 batch (b, H, W, C) in pixel units 0..255 (`normalized=False`, before
+the mean is subtracted) or normalised (`normalized=True`, after); `keys` holds one key per
+image (its own stream), `batch_key` one per global batch. Ops run in registration order.
+Mixup and cutmix combine two augmented images; `mix_draws` and `mix` do that per batch.
 """
 
 import dataclasses
+from collections.abc import Callable
 
+import jax
+import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
-from resnet_flax.data.tf_cpu import tensorflow
 from resnet_flax.errors import UserError
 
 CROP_MODES = ('zero', 'reflect')
-# Extra words of the numpy seed (seed, epoch, stream) of each kind of per-batch draw; the
-# epoch's order and per-image seeds use (seed, epoch).
-_MIX_STREAM, _CUTOUT_STREAM = 1, 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,96 +66,147 @@ class Augment:
                       'probability: use a value from 0 to 1.')
 
 
+Op = Callable[[jax.Array, jax.Array, jax.Array, Augment], jax.Array]
+
+
 @dataclasses.dataclass(frozen=True)
-class BatchDraws:
-  """The per-batch randomness of one epoch, row i for global step i."""
-  partner: np.ndarray  # (steps, batch) int64: the batch position each image is mixed with
-  lam: np.ndarray  # (steps,) float32: weight of an image's own label (cutmix: its kept area)
-  cutmix: np.ndarray  # (steps,) bool: the batch pastes a box (cutmix), else blends (mixup)
-  box: np.ndarray  # (steps, 4) int32: cutmix's pasted rows y0:y1 and columns x0:x1
-  cutout_center: np.ndarray  # (steps, 2) int32: the shared cutout centre (y, x)
+class Registered:
+  name: str
+  op: Op
+  stream: int  # folded into each image's key: the op's own random stream
+  normalized: bool  # runs after normalisation (else on 0..255 pixels)
 
 
-def batch_draws(opts: Augment, seed: int, epoch: int, steps: int, batch_size: int,
-                shape: tuple[int, int, int]) -> BatchDraws:
-  """Epoch `epoch`'s per-batch draws: one mixing weight and box per batch, as in the papers.
+OPS: list[Registered] = []
 
-  Mixup (Zhang et al.) blends each image with a random permutation of its batch, lam ~
-  Beta(a, a); cutmix (Yun et al.) pastes the partner's box of area about (1 - lam) and sets
-  lam to the area actually kept; with both on, a batch uses cutmix with mix_switch_prob.
+
+def augmentation(stream: int, normalized: bool = False) -> Callable[[Op], Op]:
+  """Registers an op (see the module docstring); `stream` must be new, as it sets the draws."""
+  def register(op: Op) -> Op:
+    if any(r.stream == stream for r in OPS):
+      raise ValueError(f'augmentation stream {stream} is taken')
+    OPS.append(Registered(op.__name__, op, stream, normalized))
+    return op
+  return register
+
+
+def augment_images(images: jax.Array, keys: jax.Array, batch_key: jax.Array, opts: Augment,
+                   normalize: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """Every registered op in order around `normalize`: pixels (b, H, W, C) -> model inputs."""
+  for normalized in (False, True):
+    for r in OPS:
+      if r.normalized == normalized:
+        images = r.op(images, jax.vmap(jax.random.fold_in, (0, None))(keys, r.stream), batch_key,
+                      opts)
+    if not normalized:
+      images = normalize(images)
+  return images
+
+
+@augmentation(stream=0)
+def crop(images: jax.Array, keys: jax.Array, batch_key: jax.Array, opts: Augment) -> jax.Array:
+  """Pads by crop_padding (zeros, or numpy/tf 'reflect'), crops back at a random offset.
+
+  A batched dynamic_slice (a gather with one start per image): an index per pixel would
+  make XLA build an index array several times the batch's size.
+  """
+  del batch_key
+  if not opts.crop_padding:
+    return images
+  _, height, width, channels = images.shape
+  p = opts.crop_padding
+  mode = 'reflect' if opts.crop_mode == 'reflect' else 'constant'
+  padded = jnp.pad(images, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode)
+  offsets = jax.vmap(lambda k: jax.random.randint(k, (2,), 0, 2 * p + 1))(keys)
+  return jax.vmap(lambda image, o: jax.lax.dynamic_slice(
+      image, (o[0], o[1], 0), (height, width, channels)))(padded, offsets)
+
+
+@augmentation(stream=1)
+def flip(images: jax.Array, keys: jax.Array, batch_key: jax.Array, opts: Augment) -> jax.Array:
+  """Mirrors each image left-right with probability 1/2."""
+  del batch_key
+  if not opts.flip:
+    return images
+  flipped = jax.vmap(jax.random.bernoulli)(keys)
+  return jnp.where(flipped[:, None, None, None], images[:, :, ::-1], images)
+
+
+@augmentation(stream=2, normalized=True)
+def cutout(images: jax.Array, keys: jax.Array, batch_key: jax.Array, opts: Augment) -> jax.Array:
+  """Zeroes a cutout-sized square centred on a uniform pixel, clipped at the border (DeVries &
+  Taylor); after normalisation, so it takes the mean colour. cutout_per_batch: one centre a
+  batch, as the SAM code draws it."""
+  if not opts.cutout:
+    return images
+  shape = images.shape[1:]
+  size = jnp.array(shape[:2])
+  if opts.cutout_per_batch:
+    centers = jnp.broadcast_to(jax.random.randint(_batch_stream(batch_key, 'center'), (2,), 0, size),
+                               (len(keys), 2))
+  else:
+    centers = jax.vmap(lambda k: jax.random.randint(k, (2,), 0, size))(keys)
+  y0, x0 = centers[:, 0] - opts.cutout // 2, centers[:, 1] - opts.cutout // 2
+  inside = jax.vmap(lambda a, b: box_mask(shape, a, a + opts.cutout, b, b + opts.cutout))(y0, x0)
+  return jnp.where(inside[..., None], 0.0, images)
+
+
+_BATCH_STREAMS = ('partner', 'lam', 'switch', 'cy', 'cx', 'center')
+
+
+def _batch_stream(batch_key: jax.Array, name: str) -> jax.Array:
+  return jax.random.split(batch_key, len(_BATCH_STREAMS))[_BATCH_STREAMS.index(name)]
+
+
+def mix_draws(opts: Augment, batch_key: jax.Array, batch_size: int,
+              shape: tuple[int, int, int]) -> dict[str, jax.Array]:
+  """One batch's mixing draws: partners (a permutation), lam, mixup-or-cutmix, the box.
+
+  Mixup (Zhang et al.) blends each image with a permuted partner, lam ~ Beta(a, a); cutmix
+  (Yun et al.) pastes the partner's box of area about (1 - lam) and sets lam to the area
+  actually kept; with both on, a batch uses cutmix with probability mix_switch_prob.
   """
   height, width, _ = shape
-  rng = np.random.default_rng([seed, epoch, _MIX_STREAM])
-  partner = rng.permuted(np.tile(np.arange(batch_size), (steps, 1)), axis=1)
-  lam = np.ones(steps)
-  if opts.mixup_alpha > 0:
-    lam = rng.beta(opts.mixup_alpha, opts.mixup_alpha, steps)
   if opts.cutmix_alpha > 0 and opts.mixup_alpha > 0:
-    cutmix = rng.random(steps) < opts.mix_switch_prob
+    cutmix = jax.random.uniform(_batch_stream(batch_key, 'switch')) < opts.mix_switch_prob
   else:
-    cutmix = np.full(steps, opts.cutmix_alpha > 0)
-  box = np.zeros((steps, 4), np.int64)
+    cutmix = jnp.bool_(opts.cutmix_alpha > 0)
+  # One Beta(alpha, alpha) draw as G1 / (G1 + G2) of two Gamma(alpha) draws in one call
+  # (jax.random.beta makes two calls, which compiles slower).
+  alpha = jnp.where(cutmix, opts.cutmix_alpha, opts.mixup_alpha)
+  log_gammas = jax.random.loggamma(_batch_stream(batch_key, 'lam'),
+                                   jnp.full((2,), alpha, jnp.float32))
+  lam = jax.nn.sigmoid(log_gammas[0] - log_gammas[1])
+  in_box = jnp.zeros((height, width), bool)
   if opts.cutmix_alpha > 0:
-    cut = np.sqrt(1.0 - rng.beta(opts.cutmix_alpha, opts.cutmix_alpha, steps))
-    half_h, half_w = (height * cut).astype(np.int64) // 2, (width * cut).astype(np.int64) // 2
-    cy, cx = rng.integers(0, height, steps), rng.integers(0, width, steps)
-    box = np.stack([np.clip(cy - half_h, 0, height), np.clip(cy + half_h, 0, height),
-                    np.clip(cx - half_w, 0, width), np.clip(cx + half_w, 0, width)], 1)
-    kept = 1.0 - (box[:, 1] - box[:, 0]) * (box[:, 3] - box[:, 2]) / (height * width)
-    lam = np.where(cutmix, kept, lam)
-    box = np.where(cutmix[:, None], box, 0)
-  centers = np.random.default_rng([seed, epoch, _CUTOUT_STREAM]).integers(
-      0, (height, width), size=(steps, 2))
-  return BatchDraws(partner, lam.astype(np.float32), cutmix, box.astype(np.int32),
-                    centers.astype(np.int32))
+    cut = jnp.sqrt(1.0 - lam)
+    half_h = jnp.floor(height * cut).astype(jnp.int32) // 2
+    half_w = jnp.floor(width * cut).astype(jnp.int32) // 2
+    cy = jax.random.randint(_batch_stream(batch_key, 'cy'), (), 0, height)
+    cx = jax.random.randint(_batch_stream(batch_key, 'cx'), (), 0, width)
+    y0, y1 = jnp.clip(cy - half_h, 0, height), jnp.clip(cy + half_h, 0, height)
+    x0, x1 = jnp.clip(cx - half_w, 0, width), jnp.clip(cx + half_w, 0, width)
+    kept = 1.0 - (y1 - y0) * (x1 - x0) / (height * width)
+    lam = jnp.where(cutmix, kept.astype(jnp.float32), lam)
+    in_box = cutmix & box_mask(shape, y0, y1, x0, x1)
+  return {'partner': jax.random.permutation(_batch_stream(batch_key, 'partner'), batch_size),
+          'lam': lam.astype(jnp.float32), 'cutmix': cutmix, 'in_box': in_box}
 
 
-def image_seeds(seed):
-  """(crop, flip, cutout) seeds of one image; the first two are what they were before cutout."""
-  return tensorflow().unstack(tensorflow().random.experimental.stateless_split(seed, 3))
+def mix(images: jax.Array, others: jax.Array, labels: jax.Array, other_labels: jax.Array,
+        draws: dict[str, jax.Array], num_classes: int) -> tuple[jax.Array, jax.Array]:
+  """(mixed images, soft targets): cutmix pastes the partner's box, mixup blends; the targets
+  weigh the two labels by lam."""
+  lam = draws['lam']
+  # Each pixel's own weight: lam (mixup), or 0 inside the pasted box and 1 outside (cutmix).
+  weight = jnp.where(draws['cutmix'], jnp.where(draws['in_box'], 0.0, 1.0), lam)[:, :, None]
+  mixed = weight * images + (1.0 - weight) * others
+  targets = (lam * jax.nn.one_hot(labels, num_classes)
+             + (1.0 - lam) * jax.nn.one_hot(other_labels, num_classes))
+  return mixed, targets
 
 
-def crop_and_flip(image, crop_seed, flip_seed, opts: Augment, shape: tuple[int, int, int]):
-  """Pads by crop_padding (zeros or a mirror image), crops `shape` at random, maybe mirrors."""
-  tf = tensorflow()
-  if opts.crop_padding:
-    p = opts.crop_padding
-    mode = 'REFLECT' if opts.crop_mode == 'reflect' else 'CONSTANT'
-    image = tf.pad(image, [[p, p], [p, p], [0, 0]], mode=mode)
-    image = tf.image.stateless_random_crop(image, shape, crop_seed)
-  if opts.flip:
-    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-  return image
-
-
-def random_center(seed, shape: tuple[int, int, int]):
-  """A uniform pixel (y, x) of an image of `shape`: where its own cutout square is centred."""
-  tf = tensorflow()
-  size = tf.constant(shape[:2], tf.int32)
-  u = tf.random.stateless_uniform([2], seed)
-  return tf.minimum(tf.cast(u * tf.cast(size, tf.float32), tf.int32), size - 1)
-
-
-def cutout(image, center, size: int, shape: tuple[int, int, int]):
-  """Zeroes the `size` square centred at `center` (clipped at the border; DeVries & Taylor).
-
-  Applied after normalisation, so the square takes the mean colour (the per-pixel mean under
-  'per_pixel_mean').
-  """
-  tf = tensorflow()
-  y0, x0 = center[0] - size // 2, center[1] - size // 2
-  inside = _box_mask(shape, y0, y0 + size, x0, x0 + size)
-  return tf.where(inside[..., None], tf.zeros_like(image), image)
-
-
-def mix(image, other, lam, is_cutmix, box, shape: tuple[int, int, int]):
-  """Cutmix pastes `other`'s box into `image`; mixup blends lam * image + (1 - lam) * other."""
-  tf = tensorflow()
-  pasted = tf.where(_box_mask(shape, box[0], box[1], box[2], box[3])[..., None], other, image)
-  return tf.where(is_cutmix, pasted, lam * image + (1.0 - lam) * other)
-
-
-def _box_mask(shape: tuple[int, int, int], y0, y1, x0, x1):
-  tf = tensorflow()
-  ys, xs = tf.range(shape[0])[:, None], tf.range(shape[1])[None, :]
+def box_mask(shape: tuple[int, ...], y0, y1, x0, x1) -> jax.Array:
+  """(H, W) booleans: rows y0:y1 and columns x0:x1 of an image of `shape`."""
+  ys, xs = jnp.arange(shape[0])[:, None], jnp.arange(shape[1])[None, :]
   return (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)

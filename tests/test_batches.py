@@ -1,5 +1,6 @@
-"""Data on the device: what each augmentation does to the pixels, that preprocessing equals the
-host pipeline's, that the order is a pure function of (key, step), and that shards make up the
+"""The in-step batch builder: what each augmentation does to the pixels, that both data paths
+(on the device, from the host) give the same batches, that unaugmented batches equal evaluation's
+preprocessing, that the order is a pure function of (seed, step), and that shards make up the
 global batch.
 
 Every toy example's label is its index, so a batch says which examples it holds.
@@ -15,8 +16,9 @@ import pytest
 from jax.sharding import SingleDeviceSharding
 
 from resnet_flax import data as data_lib
-from resnet_flax.data import on_device
+from resnet_flax.data import augment, batches, host_batches, on_device
 from resnet_flax.data.augment import Augment
+from resnet_flax.data.preprocess import Preprocess
 from resnet_flax.data.dataset import Dataset, Split
 
 BATCH, N, SIZE = 16, 52, 12
@@ -42,22 +44,43 @@ def data(ds):
   return place(ds)
 
 
+class Placed:
+  """A dataset on the device, with its preprocessing (hashable by identity, for the cache)."""
+
+  def __init__(self, ds, image_size=0):
+    self.ds, self.image_size = ds, image_size
+    self.source = on_device.put_on_device(ds, SingleDeviceSharding(jax.devices()[0]))
+    self.prep = Preprocess.from_dataset(ds, image_size)
+
+
 def place(ds, image_size=0):
-  return on_device.put_on_device(ds, SingleDeviceSharding(jax.devices()[0]), image_size)
+  return Placed(ds, image_size)
 
 
 @functools.cache
-def compiled(opts, count=1):
-  return jax.jit(lambda data, key, step, index: on_device.train_batch(
-      data, opts, key, step, batch_size=BATCH, steps_per_epoch=STEPS, shard=(index, count)))
+def compiled(opts, prep_meta, count=1):
+  def build(source, prep, seed, step, index):
+    return batches.train_batch(source, opts, prep, seed, step, batch_size=BATCH,
+                               steps_per_epoch=STEPS, num_classes=N, shard=(index, count))
+  return jax.jit(build)
 
 
 PLAIN = Augment()
 
 
-def batch(data, opts=PLAIN, step=0, seed=0, index=0, count=1):
-  out = compiled(opts, count)(data, jax.random.key(seed), jnp.int32(step), jnp.int32(index))
+def batch(data, opts=PLAIN, step=0, seed=0, index=0, count=1, source=None):
+  source = data.source if source is None else source
+  out = compiled(opts, (data.prep.image_size, data.prep.tile_gray), count)(
+      source, data.prep, jnp.int32(seed), jnp.int32(step), jnp.int32(index))
   return jax.tree.map(np.asarray, out)
+
+
+def host_batch(data, step, seed=0):
+  """Step `step`'s uint8 batch as the host path yields it (one process)."""
+  epoch, in_epoch = divmod(step, STEPS)
+  out = list(host_batches.train_batches(data.ds, batch_size=BATCH, seed=seed, epoch=epoch,
+                                        start_step=in_epoch))[0]
+  return batches.HostBatch(jnp.asarray(out['image']), jnp.asarray(out['label']))
 
 
 def unnormalize(images):
@@ -113,7 +136,9 @@ def test_cutout_fills_a_square_with_the_mean(data, per_batch):
 
 def host_eval(ds, labels, image_size=0):
   split = Split(ds.train.images[labels], ds.train.labels[labels])
-  return next(data_lib.eval_batches(ds, split, len(labels), image_size))
+  batch = next(data_lib.eval_batches(split, len(labels)))
+  prep = Preprocess.from_dataset(ds, image_size)
+  return {**batch, 'image': np.asarray(jax.jit(lambda x: prep(x))(batch['image']))}
 
 
 @pytest.mark.parametrize('case', ['per_channel', 'per_pixel_mean', 'gray_upsized', 'downsized'])
@@ -127,7 +152,7 @@ def test_unaugmented_batch_equals_host_eval_preprocessing(case):
   expected = host_eval(ds, out['label'], image_size)
   shape = (BATCH, *data_lib.input_shape(ds, image_size))
   assert out['image'].shape == expected['image'].shape == shape
-  np.testing.assert_allclose(out['image'], expected['image'], rtol=0, atol=1e-6)
+  np.testing.assert_array_equal(out['image'], expected['image'])
 
 
 def test_an_epoch_visits_distinct_examples_in_a_shuffled_order(data):
@@ -136,7 +161,7 @@ def test_an_epoch_visits_distinct_examples_in_a_shuffled_order(data):
   for order in epochs:
     assert len(order) == len(set(order)) == STEPS * BATCH and order.max() < N
   assert len({tuple(order) for order in epochs}) == 3
-  big = on_device._shuffle(jax.random.key(0), jnp.arange(50_000), 50_000)
+  big = batches.shuffle(jax.random.key(0), jnp.arange(50_000), 50_000)
   assert sorted(np.asarray(big).tolist()) == list(range(50_000))
   assert abs(np.corrcoef(np.arange(50_000), big)[0, 1]) < 0.02  # no trace of the input order
 
@@ -153,6 +178,49 @@ def test_same_key_and_step_same_batch_other_step_or_key_differs(data, opts):
   for other in (batch(data, opts, step=4), batch(data, opts, step=1, seed=1)):
     assert not np.array_equal(first['image'], other['image'])
     assert not np.array_equal(first['label'], other['label'])
+
+
+@pytest.mark.parametrize('opts', [PLAIN, AUGMENTED, MIXING], ids=['plain', 'augmented', 'mixing'])
+def test_host_fed_batches_equal_the_on_device_ones(data, opts):
+  for step in (0, 2, 4):  # across an epoch boundary
+    on_device_batch = batch(data, opts, step=step, seed=5)
+    host = batch(data, opts, step=step, seed=5, source=host_batch(data, step, seed=5))
+    assert set(host) == set(on_device_batch)
+    for key in host:
+      np.testing.assert_array_equal(host[key], on_device_batch[key])
+
+
+def test_host_batches_resume_mid_epoch_and_split_over_processes(ds):
+  full = list(host_batches.train_batches(ds, batch_size=BATCH, seed=3, epoch=2))
+  tail = list(host_batches.train_batches(ds, batch_size=BATCH, seed=3, epoch=2, start_step=1))
+  assert len(full) == STEPS and len(tail) == STEPS - 1
+  for a, b in zip(full[1:], tail):
+    np.testing.assert_array_equal(a['image'], b['image'])
+  halves = [list(host_batches.train_batches(ds, batch_size=BATCH, seed=3, epoch=2,
+                                            process_index=i, process_count=2)) for i in (0, 1)]
+  for whole, first, second in zip(full, *halves):
+    np.testing.assert_array_equal(whole['label'], np.concatenate([first['label'],
+                                                                  second['label']]))
+  assert full[0]['image'].dtype == np.uint8
+
+
+def test_a_registered_augmentation_applies_on_both_paths(data, monkeypatch):
+  """A new augmentation is one registered function: both data paths run it."""
+  monkeypatch.setattr(augment, 'OPS', list(augment.OPS))
+
+  @augment.augmentation(stream=99)
+  def invert(images, keys, batch_key, opts):
+    del keys, batch_key, opts
+    return 255.0 - images
+
+  opts = Augment(mix_switch_prob=0.25)  # no other effect; a cache key of its own
+  try:
+    for source in (None, host_batch(data, 1)):
+      out = batch(data, opts, step=1, source=source)
+      expected = 255 - data.ds.train.images[out['label']].astype(np.int64)
+      np.testing.assert_array_equal(unnormalize(out['image']), expected)
+  finally:
+    compiled.cache_clear()
 
 
 @pytest.mark.parametrize('opts', [AUGMENTED, MIXING], ids=['augmented', 'mixing'])
@@ -198,11 +266,13 @@ def test_mixing_blends_or_pastes_a_partner_from_the_augmented_batch(data):
 
 
 def test_one_compilation_for_every_step_and_no_transfer_after_placement(ds):
-  data, step_fn = place(ds), compiled(MIXING)
-  key, index = jax.device_put(jax.random.key(3)), jax.device_put(jnp.int32(0))
+  data = place(ds)
+  step_fn = compiled(MIXING, (data.prep.image_size, data.prep.tile_gray))
+  prep = jax.device_put(data.prep)
+  seed, index = jax.device_put(jnp.int32(3)), jax.device_put(jnp.int32(0))
   steps = [jax.device_put(jnp.int32(s)) for s in range(5)]
   with jax.transfer_guard('disallow'):
-    outs = [step_fn(data, key, s, index) for s in steps]
+    outs = [step_fn(data.source, prep, seed, s, index) for s in steps]
   assert step_fn._cache_size() == 1
   assert len({np.asarray(o['image']).tobytes() for o in outs}) == 5
 
@@ -213,3 +283,12 @@ def test_fits_on_device_compares_the_uint8_bytes_with_free_memory(ds):
   labels = np.zeros(10**7, np.int32)
   big = Dataset('huge', Split(huge, labels), ds.test, 10, ds.mean, ds.std, ds.label_names)
   assert not on_device.fits_on_device(big, jax.devices())
+
+
+def test_gray_is_tiled_after_mixing_and_only_mixing_adds_targets():
+  data = place(toy(channels=1, size=10, grayscale_to_rgb=True), image_size=20)
+  mixed = batch(data, MIXING)
+  assert mixed['image'].shape == (BATCH, 20, 20, 3)
+  np.testing.assert_array_equal(mixed['image'][..., 0], mixed['image'][..., 2])
+  assert set(mixed) == {'image', 'label', 'target'}
+  assert set(batch(data, AUGMENTED)) == {'image', 'label'}

@@ -1,0 +1,1 @@
+"""PyTorch interop: reading checkpoints, mapping weights onto ours, initialising from them."""

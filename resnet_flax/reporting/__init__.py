@@ -1,0 +1,1 @@
+"""Reporting: metrics logs, TensorBoard, progress lines, plots and the final summary."""

@@ -1,0 +1,1 @@
+"""Training: the loop, its step, the optimizer and how it runs on many devices."""
