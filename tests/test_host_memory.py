@@ -49,8 +49,8 @@ def test_step_temporaries_reuse_their_pages():
   # glibc's default: every call maps the temp buffer afresh and faults each page in again.
   assert min(plain['faults']) > pages // 2, plain
   # Kept: most calls reuse the same pages. Not all: while the heap settles (and now and then
-  # after, when a small block lands in the freed hole) a call maps its buffer afresh; measured
-  # 5-7 of 19 calls on a busy 2-core host.
+  # after, when a small block lands in the freed hole) a call maps its buffer afresh
+  # (benchmarks/NOTES.md has the counts).
   refaulted = sum(f > pages // 2 for f in kept['faults'])
   assert refaulted < len(kept['faults']) // 2, kept
   assert sum(kept['faults']) < sum(plain['faults']) // 2, (kept, plain)
