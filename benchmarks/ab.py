@@ -3,9 +3,9 @@
   .venv/bin/python benchmarks/ab.py --model resnet20 --a recompute_bn=False --b recompute_bn=True
 
 Why: a change of a few percent drowns in the noise between processes on a shared machine
-(heap layout, neighbours' load: levers.py's separate processes saw 719 vs 721.5 img/s for a
-change that is 4-6% here). Each variant is the model built with `create_model` and the given
-ResNet fields (`field=value,...`, values as Python literals), the conv backend as
+(heap layout, neighbours' load: levers.py's separate processes missed changes that this
+resolves; benchmarks/NOTES.md). Each variant is the model built with `create_model` and the
+given ResNet fields (`field=value,...`, values as Python literals), the conv backend as
 configs/default.py resolves it on this machine unless a variant sets `conv_backend`, and an
 SGD-momentum cross-entropy step at `--batch`; both steps run `--rounds` rounds of `--steps`
 steps, alternating, and the first `--warmup` rounds are left out. `--devices N` splits the CPU

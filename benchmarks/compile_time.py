@@ -8,7 +8,7 @@ cross-entropy, BN statistics mutable, optax.sgd update) at `--batch`, and the st
 step time (median after one warm-up step). Each measurement runs in a fresh process: no
 cache is shared, peak memory is its own, and a step that cannot be interrupted (scanned
 convs are very slow on XLA:CPU, jax-ml/jax#12868) is bounded by `--timeout`. Memory: a
-ResNet-1202 step at batch 128 needs about 20 GB scanned and more than 23 GB unrolled.
+ResNet-1202 step at batch 128 needs tens of GB, scanned or unrolled (benchmarks/NOTES.md).
 """
 
 import argparse

@@ -157,7 +157,7 @@ def main() -> None:
           '|---|---|---|---|---|')
     for name in names:
       flags, overrides, patch = VARIANTS[name]
-      steps = 1 if patch == 'autodiff_scan' else args.steps  # the autodiff'd scan is ~15x slower
+      steps = 1 if patch == 'autodiff_scan' else args.steps  # the autodiff'd scan is far slower
       r = spawn(['--worker', json.dumps({'kind': 'variant', 'model': model, 'overrides': overrides,
                                          'patch': patch, 'steps': steps,
                                          'repeats': args.repeats})], flags)

@@ -3,7 +3,7 @@
   make bench [BENCH_ARGS='--models resnet20,resnet110 --repeats 3']
   .venv/bin/python benchmarks/suite.py [--models ...] [--repeats 5] [--quick] [--out results.md]
 
-Why ratios: the development machines are small and shared, so absolute img/s move with whatever
+Why ratios: on a small machine shared with other work, absolute img/s move with whatever
 else runs. Both sides therefore run in the same suite, as long-lived worker processes (ours in
 the project venv, PyTorch in .venv-bench, once with libgomp's default spin-waiting and once with
 OMP_WAIT_POLICY=PASSIVE) that are asked in turn, A B C then C B A, for one timed measurement
@@ -134,7 +134,7 @@ def worker_env(threads: int) -> dict[str, str]:
 TORCH_VARIANTS = {  # name -> extra environment; threads = usable cores in both
     'default': {},
     # libgomp's threads spin while they wait; on cores shared with other work that spinning
-    # can cost PyTorch half its speed, so it also runs with passive waiting, and the faster
+    # can slow PyTorch down badly, so it also runs with passive waiting, and the faster
     # of the two is the PyTorch of record (never a ratio flattered by the load).
     'passive': {'OMP_WAIT_POLICY': 'PASSIVE'},
 }

@@ -5,7 +5,7 @@
 
   python train.py --config configs/bottleneck96_cifar10.py --workdir runs/bottleneck96_cifar10
 
-Expected: no published number comes with this lesson; not yet measured with this code.
+Expected: no published number comes with this lesson. Status: not yet run with this code.
 """
 
 from configs import default

@@ -5,8 +5,7 @@ block; average-pool + zero-pad shortcuts. Adam 1e-3, batch 20, no augmentation (
 
   python train.py --config configs/plain_resnet_cifar10.py --workdir runs/plain_resnet_cifar10
 
-Expected: no published number comes with this lesson; not yet measured with this code
-(CIFAR-10 cannot be downloaded on the development machines).
+Expected: no published number comes with this lesson. Status: not yet run with this code.
 """
 
 from configs import default

@@ -3,8 +3,7 @@
   python train.py --config configs/resnet18_cifar100.py --workdir runs/resnet18_cifar100
   (ResNet-34: add --config.model.name=resnet34, or use configs/resnet34_cifar100.py)
 
-Expected: no published number comes with this lesson; not yet measured with this code
-(CIFAR-100 cannot be downloaded on the development machines).
+Expected: no published number comes with this lesson. Status: not yet run with this code.
 """
 
 from configs import default

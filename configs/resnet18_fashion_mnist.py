@@ -5,8 +5,8 @@ recipe).
 
   python train.py --config configs/resnet18_fashion_mnist.py --workdir runs/resnet18_fashion_mnist
 
-Expected: about 91.8% test accuracy (what the PyTorch lesson reports); not yet measured with
-this code (Fashion-MNIST cannot be downloaded on the development machines).
+Expected: about 91.8% test accuracy (what the PyTorch lesson reports). Status: not yet run with
+this code.
 """
 
 from configs import default

@@ -2,7 +2,7 @@
 
   python train.py --config configs/resnet34_cifar100.py --workdir runs/resnet34_cifar100
 
-Expected: no published number comes with this lesson; not yet measured with this code.
+Expected: no published number comes with this lesson. Status: not yet run with this code.
 """
 
 from configs import resnet18_cifar100

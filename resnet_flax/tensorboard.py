@@ -5,8 +5,8 @@
 Writes workdir/tensorboard/ with the `tensorboard` package alone: its summary protos (the
 scalars and hparams plugins' own `*_pb` builders, so the HParams tab compares the trials of a
 sweep by their config) framed as TFRecords by its RecordWriter, as torch.utils.tensorboard
-does. Not through tf.summary: importing TensorFlow (1.7 s here) would hold up the first log
-line of every run whose data lives on the device, which needs no tf.data until it evaluates
+does. Not through tf.summary: importing TensorFlow takes seconds and would hold up the first
+log line of every run whose data lives on the device, which needs no tf.data until it evaluates
 (benchmarks/NOTES.md). Only process 0 writes; on the others every method does nothing.
 """
 

@@ -88,7 +88,7 @@ def test_check_image_shape_names_the_fix():
     check_image_shape((0, 0, 3))
 
 
-@pytest.mark.slow  # about 17 s: compiles a ResNet-20 step
+@pytest.mark.slow  # compiles a ResNet-20 step
 def test_training_runs_with_soft_targets_and_every_switch(make_config, tmp_path):
   """The train step takes the mixed batches ('target' included) end to end."""
   config = make_config(**{

@@ -49,8 +49,8 @@ def test_step_temporaries_reuse_their_pages():
   # glibc's default: every call maps the temp buffer afresh and faults each page in again.
   assert min(plain['faults']) > pages // 2, plain
   # Kept: most calls reuse the same pages. Not all: while the heap settles (and now and then
-  # after, when a small block lands in the freed hole) a call maps its buffer afresh; measured
-  # 5-7 of 19 calls on a busy 2-core host.
+  # after, when a small block lands in the freed hole) a call maps its buffer afresh
+  # (benchmarks/NOTES.md has the counts).
   refaulted = sum(f > pages // 2 for f in kept['faults'])
   assert refaulted < len(kept['faults']) // 2, kept
   assert sum(kept['faults']) < sum(plain['faults']) // 2, (kept, plain)
@@ -65,7 +65,7 @@ def test_idempotent_and_says_what_it_did():
 
 # A 3 GiB block from the heap, never touched (no memory used), then freed: the heap's top now
 # holds more than 2 GiB free. glibc trims a top above the threshold; a threshold of INT_MAX
-# (mallopt takes an int) would hand ResNet-110's 1.5 GB buffer back every few steps.
+# (mallopt takes an int) would hand ResNet-110's step buffer back every few steps.
 TRIM_WORKER = r'''
 import ctypes, json
 from resnet_flax import host_memory

@@ -61,7 +61,7 @@ def one_device_losses(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def four_devices(tmp_path_factory):
-  """Everything measured on 4 fake devices, from one subprocess (its start-up costs ~10 s)."""
+  """Everything measured on 4 fake devices, from one subprocess (one slow start-up for all)."""
   return result_of(run_worker('four_devices', str(tmp_path_factory.mktemp('four')), devices=4))
 
 

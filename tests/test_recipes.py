@@ -26,7 +26,7 @@ RECIPES = [p for p in CONFIG_FILES if p.startswith(os.path.join('configs', 'reci
 DATASETS = {'cifar10': (50_000, 10, (32, 32, 3)), 'cifar100': (50_000, 100, (32, 32, 3)),
             'fashion_mnist': (60_000, 10, (28, 28, 1)), 'digits': (1_437, 10, (32, 32, 1))}
 
-# ../shared/reference/cifar_results.md: learnable parameters (BN scale/bias included), exact.
+# docs/reference.md: learnable parameters (BN scale/bias included), exact.
 PUBLISHED_PARAMS = {
     ('resnet20', 10): 269_722, ('resnet32', 10): 464_154, ('resnet44', 10): 658_586,
     ('resnet56', 10): 853_018, ('resnet110', 10): 1_727_962, ('resnet1202', 10): 19_421_274,
@@ -34,7 +34,7 @@ PUBLISHED_PARAMS = {
     ('preact_resnet18', 10): 11_171_146, ('wrn28_10', 10): 36_479_194,
     ('wrn28_10', 100): 36_536_884,
 }
-# Not in the reference: He et al. 2016b's rounded counts of conv and dense weights, in millions.
+# Not in docs/reference.md: He et al. 2016b's rounded counts of conv and dense weights, in millions.
 PAPER_WEIGHTS_M = {'preact_resnet164': 1.7, 'preact_resnet1001': 10.2}
 
 
@@ -65,10 +65,10 @@ def test_recipe_docstring_gives_command_source_and_target(path):
   doc = importlib.import_module(f'configs.recipes.{name_of(path)}').__doc__
   assert f'python train.py --config {path} --workdir runs/{name_of(path)}' in doc
   words = ' '.join(doc.split()).lower()  # phrases may wrap
-  assert 'source:' in words and 'target:' in words and 'not measured with this code' in words
+  assert 'source:' in words and 'target:' in words and 'status:' in words
 
 
-# Tracing a 1,000-layer init takes ~5 s; test_models checks those nets' counts in the fast suite.
+# Tracing a 1,000-layer init is slow; test_models checks those nets' counts in the fast suite.
 DEEP = ('preact_resnet1001', 'resnet1202')
 
 
@@ -143,7 +143,7 @@ def test_schedule_gives_the_documented_learning_rates(path):
 # label smoothing, reflect crop, cutout, Nesterov and one-cycle. The other recipes' models are
 # built above; a WRN-28-10 step would cost as much as either of these again.
 SMOKE = ['he2016_resnet20_cifar10',
-         pytest.param('fast94_resnet18_cifar10', marks=pytest.mark.slow)]  # ResNet-18: ~20 s
+         pytest.param('fast94_resnet18_cifar10', marks=pytest.mark.slow)]  # ResNet-18 compiles slowly
 
 
 @pytest.mark.parametrize('name', SMOKE)

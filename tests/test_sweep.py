@@ -330,7 +330,7 @@ def check_tables(workdir, trials):
   assert matplotlib.image.imread(image).shape[2] in (3, 4)
 
 
-@pytest.mark.slow  # ~80 s of train.py start-ups; the stand-in train.py tests cover the logic fast
+@pytest.mark.slow  # many train.py start-ups; the stand-in train.py tests cover the logic fast
 def test_four_trial_sweep_end_to_end_and_rerun_skips_them(tmp_path):
   """2 settings x 2 seeds of 1 epoch on tiny synthetic data, two trials at a time."""
   workdir = str(tmp_path / 'sweep')

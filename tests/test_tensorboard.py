@@ -85,9 +85,9 @@ def test_only_process_zero_writes(tmp_path, monkeypatch):
   assert not os.listdir(tmp_path)
 
 
-# A fresh interpreter, as train.py starts: the writer needs no TensorFlow (1.7 s a start), and
-# the data pipeline's TF leaves Keras unloaded (1.2 s more), while TF's Keras still works for
-# whoever asks for it later.
+# A fresh interpreter, as train.py starts: the writer needs no TensorFlow and the data
+# pipeline's TF leaves Keras unloaded (each import would slow every start; benchmarks/NOTES.md),
+# while TF's Keras still works for whoever asks for it later.
 _WITHOUT_KERAS = '''
 import sys
 from resnet_flax.data.tf_cpu import tensorflow

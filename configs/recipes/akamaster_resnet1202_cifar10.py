@@ -7,8 +7,7 @@ and resnet1202 the lr is 0.01 for the first epoch, standing in for He et al.'s 4
 warm-up, then 0.1, divided by 10 at epochs 100 and 150.
 
 Target: 6.18% test error (93.82% accuracy), akamaster's README (He et al.'s paper: 7.93%;
-../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10 cannot be downloaded
-on the development machines). The reference gives no GPU time.
+docs/reference.md). Status: not yet run with this code. The reference gives no GPU time.
 
 Schedule: 390 steps per epoch (50,000 // 128); lr 0.01 for steps 0-389, 0.1 from step 390, 0.01
 from 39,000 (epoch 100), 0.001 from 58,500 (epoch 150), to 78,000 (200 epochs). The 'he2016'

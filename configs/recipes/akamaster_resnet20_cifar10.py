@@ -7,8 +7,7 @@ Source: github.com/akamaster/pytorch_resnet_cifar10 (trainer.py): SGD momentum 0
 random crop with 4-pixel zero padding + horizontal flip; option A shortcuts.
 
 Target: 8.27% test error (91.73% accuracy), akamaster's README (He et al.'s paper: 8.75%;
-../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10 cannot be downloaded
-on the development machines). The reference gives no GPU time.
+docs/reference.md). Status: not yet run with this code. The reference gives no GPU time.
 
 Schedule: 200 epochs of 50,000 // 128 = 390 steps (78,000 steps); lr 0.01 from step 39,000 and
 0.001 from step 58,500.

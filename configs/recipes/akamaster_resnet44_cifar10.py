@@ -5,8 +5,7 @@
 Source: github.com/akamaster/pytorch_resnet_cifar10 (trainer.py, --arch resnet44).
 
 Target: 6.90% test error (93.10% accuracy), akamaster's README (He et al.'s paper: 7.17%;
-../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10 cannot be downloaded
-on the development machines). The reference gives no GPU time.
+docs/reference.md). Status: not yet run with this code. The reference gives no GPU time.
 
 Schedule and the differences from the source: as in configs/recipes/akamaster_resnet20_cifar10.py.
 """

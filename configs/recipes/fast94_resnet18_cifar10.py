@@ -2,19 +2,18 @@
 
   python train.py --config configs/recipes/fast94_resnet18_cifar10.py --workdir runs/fast94_resnet18_cifar10
 
-Source: the speed records in ../shared/reference/cifar_results.md. David Page's ResNet-9
-reached 94% in 24 epochs with batch 512, a triangular lr peaking at 0.4, Nesterov SGD, weight
-decay 5e-4, reflect-padded crops + flips + 8x8 cutout; his later posts ("How to train your
-ResNet") add label smoothing 0.2 and an exponential average of the weights.
-KellerJordan/cifar10-airbench reaches 94% in 2.59-3.83 s on an A100 with a smaller net, with the
-data kept on the GPU. Here the same ideas drive a standard ResNet-18 (CIFAR stem) in bfloat16.
+Source: the speed records in docs/reference.md. David Page's ResNet-9 reached 94% in 24 epochs with
+batch 512, a triangular lr peaking at 0.4, Nesterov SGD, weight decay 5e-4, reflect-padded crops +
+flips + 8x8 cutout; his later posts ("How to train your ResNet") add label smoothing 0.2 and an
+exponential average of the weights. KellerJordan/cifar10-airbench reaches 94% in 2.59-3.83 s on an
+A100 with a smaller net, with the data kept on the GPU. Here the same ideas drive a standard
+ResNet-18 (CIFAR stem) in bfloat16.
 
-Target: 94% test accuracy after 20 epochs (1,940 steps of 512), in about one minute of training
-on one A100 or H100: the reference lists about 7 min on an A100 for a 200-epoch ResNet-18 from
-another codebase, so 20 epochs are about 42 s at that speed. Both are targets, not measured with
-this code (CIFAR-10 cannot be downloaded on the development machines), and the settings were
-chosen from the sources above, not tuned here: once measured, lower num_epochs while the
-final accuracy stays >= 94%.
+Target: 94% test accuracy after 20 epochs (1,940 steps of 512), in about one minute of training on
+one A100 or H100: docs/reference.md lists about 7 min on an A100 for a 200-epoch ResNet-18 from
+another codebase, so 20 epochs are about 42 s at that speed. Both are targets. Status: not yet run
+with this code; the settings were chosen from the sources above, not tuned: once measured, lower
+num_epochs while the final accuracy stays >= 94%.
 
 Schedule: 50,000 // 512 = 97 steps per epoch; one-cycle from 0.016 up to 0.4 at step 485 (25%),
 then cosine down to 1.6e-6 at step 1,940.

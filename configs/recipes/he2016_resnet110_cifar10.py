@@ -7,9 +7,8 @@ ResNet-110 "0.1 is slightly too large to start converging", so lr 0.01 until the
 is below 80% (about 400 iterations), then back to 0.1.
 
 Target: 6.43% test error best of 5 runs, 6.61 +- 0.16% mean (93.39% mean accuracy), the paper's
-Table 6; akamaster's 200-epoch re-run reaches 6.32% (../shared/reference/cifar_results.md). Not
-measured with this code (CIFAR-10 cannot be downloaded on the development machines). The
-reference gives no GPU time.
+Table 6; akamaster's 200-epoch re-run reaches 6.32% (docs/reference.md). Status: not yet run with
+this code. The reference gives no GPU time.
 
 Schedule: lr 0.01 for steps 0-399, 0.1 from step 400, 0.01 from 32,000, 0.001 from 48,000, to
 64,000 (see configs/recipes/he2016_resnet20_cifar10.py).

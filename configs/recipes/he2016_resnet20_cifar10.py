@@ -8,8 +8,8 @@ iterations, stop at 64k; 4-pixel zero pad + random 32x32 crop + horizontal flip;
 subtracted; option A shortcuts.
 
 Target: 8.75% test error (91.25% accuracy), the paper's Table 6; akamaster's 200-epoch re-run
-reaches 8.27% (../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10
-cannot be downloaded on the development machines). The reference gives no GPU time.
+reaches 8.27% (docs/reference.md). Status: not yet run with this code. The reference gives no GPU
+time.
 
 Length: exactly the paper's 64,000 iterations (`num_steps`; an epoch is 50,000 // 128 = 390 steps,
 the 80 images left over dropped and reshuffled into the next epoch, so 164.1 epochs). The lr drops

@@ -5,8 +5,8 @@
 Source: He et al., "Deep Residual Learning for Image Recognition" (CVPR 2016), section 4.2.
 
 Target: 6.97% test error (93.03% accuracy), the paper's Table 6; akamaster's 200-epoch re-run
-reaches 6.61% (../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10
-cannot be downloaded on the development machines). The reference gives no GPU time.
+reaches 6.61% (docs/reference.md). Status: not yet run with this code. The reference gives no GPU
+time.
 
 Schedule (64k iterations as 164 epochs of 390 steps) and the differences from the paper: as in
 configs/recipes/he2016_resnet20_cifar10.py.

@@ -5,9 +5,8 @@
 Source: github.com/kuangliu/pytorch-cifar (main.py and models/preact_resnet.py): the recipe of
 configs/recipes/kuangliu_resnet18_cifar10.py with pre-activation basic blocks.
 
-Target: 95.11% test accuracy, the kuangliu README (../shared/reference/cifar_results.md). Not
-measured with this code (CIFAR-10 cannot be downloaded on the development machines). The
-reference gives no GPU time for this net.
+Target: 95.11% test accuracy, the kuangliu README (docs/reference.md). Status: not yet run with this
+code. The reference gives no GPU time for this net.
 
 Schedule and the differences from the source: as in configs/recipes/kuangliu_resnet18_cifar10.py.
 """

@@ -7,9 +7,8 @@ batch 128, CosineAnnealingLR(T_max=200) over 200 epochs; random crop with 4-pixe
 horizontal flip. ResNet18 there: 3x3 stride-1 stem, no max-pool, 1x1 conv + BN projections.
 
 Target: about 95% test accuracy (re-runs of the cosine-200 recipe); the README's table says 93.02%,
-from an older step schedule (../shared/reference/cifar_results.md). The reference lists about
-7 min on one A100 for a standard 200-epoch ResNet-18 (96%), from another codebase. Not measured
-with this code (CIFAR-10 cannot be downloaded on the development machines).
+from an older step schedule (docs/reference.md, which also lists about 7 min on one A100 for a
+standard 200-epoch ResNet-18 (96%), from another codebase). Status: not yet run with this code.
 
 Schedule: 200 epochs of 50,000 // 128 = 390 steps (78,000 steps); lr 0.1 * (1 + cos(pi t / T)) / 2,
 0.05 halfway (step 39,000), 0 at the end.

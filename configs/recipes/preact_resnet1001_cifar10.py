@@ -5,11 +5,10 @@
 Source: He et al., "Identity Mappings in Deep Residual Networks" (ECCV 2016): the recipe of
 configs/recipes/preact_resnet164_cifar10.py with 111 bottleneck units per stage.
 
-Target: 4.92% test error (95.08% accuracy) with batch 128 (He et al. 2016b; the WRN README lists
-the same figure; ../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10
-cannot be downloaded on the development machines). The reference gives no GPU time. The authors'
-Torch re-implementation (KaimingHe/resnet-1k-layers) reports 4.62% with batch 64, which this
-recipe does not follow.
+Target: 4.92% test error (95.08% accuracy) with batch 128 (He et al. 2016b; the WRN README lists the
+same figure; docs/reference.md). Status: not yet run with this code. The reference gives no GPU
+time. The authors' Torch re-implementation (KaimingHe/resnet-1k-layers) reports 4.62% with batch 64,
+which this recipe does not follow.
 
 Schedule and the differences from the source: as in configs/recipes/preact_resnet164_cifar10.py.
 Compiling 333 unrolled bottleneck units takes a while: `--config.model.scan_blocks=True` keeps

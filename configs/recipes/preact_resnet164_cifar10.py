@@ -8,8 +8,8 @@ stop at 64k, weight decay 1e-4, momentum 0.9, translation + flip augmentation) w
 the first 400 iterations for every CIFAR net; full pre-activation bottleneck units.
 
 Target: 5.46% test error (94.54% accuracy) (He et al. 2016b; the WRN README lists the same figure
-with mean/std normalisation; ../shared/reference/cifar_results.md). Not measured with this code
-(CIFAR-10 cannot be downloaded on the development machines). The reference gives no GPU time.
+with mean/std normalisation; docs/reference.md). Status: not yet run with this code. The reference
+gives no GPU time.
 
 Schedule: lr 0.01 for steps 0-399, 0.1 from 400, 0.01 from 32,000, 0.001 from 48,000, to 64,000
 (the paper's 64k iterations of 128: 164.1 epochs of 50,000 // 128 = 390 steps).

@@ -5,9 +5,8 @@
 Source: He et al., "Identity Mappings in Deep Residual Networks" (ECCV 2016): the CIFAR-10 recipe
 unchanged (configs/recipes/preact_resnet164_cifar10.py).
 
-Target: 24.33% test error (75.67% accuracy) (He et al. 2016b; the WRN README lists the same
-figure; ../shared/reference/cifar_results.md). Not measured with this code (CIFAR-100 cannot be
-downloaded on the development machines). The reference gives no GPU time.
+Target: 24.33% test error (75.67% accuracy) (He et al. 2016b; the WRN README lists the same figure;
+docs/reference.md). Status: not yet run with this code. The reference gives no GPU time.
 
 Schedule and the differences from the source: as in configs/recipes/preact_resnet164_cifar10.py;
 the inputs are normalised with the CIFAR-100 mean/std.

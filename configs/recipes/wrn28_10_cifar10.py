@@ -8,8 +8,8 @@ decay 5e-4, batch 128, 200 epochs, lr x0.2 at epochs 60, 120 and 160; mean/std n
 4-pixel reflect pad + random crop + horizontal flip.
 
 Target: 4.00% test error (96.00% accuracy), the WRN README (median of 5 runs, mean/std
-normalisation; ../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10
-cannot be downloaded on the development machines). The reference gives no GPU time.
+normalisation; docs/reference.md). Status: not yet run with this code. The reference gives no GPU
+time.
 
 Schedule: 200 epochs of 50,000 // 128 = 390 steps (78,000 steps); lr 0.02 from step 23,400,
 0.004 from 46,800, 0.0008 from 62,400.

@@ -5,9 +5,8 @@
 Source: Zagoruyko & Komodakis, "Wide Residual Networks" (BMVC 2016) and the official code: the
 CIFAR-10 recipe unchanged (configs/recipes/wrn28_10_cifar10.py).
 
-Target: 19.25% test error (80.75% accuracy), the WRN README (median of 5 runs;
-../shared/reference/cifar_results.md). Not measured with this code (CIFAR-100 cannot be
-downloaded on the development machines). The reference gives no GPU time.
+Target: 19.25% test error (80.75% accuracy), the WRN README (median of 5 runs; docs/reference.md).
+Status: not yet run with this code. The reference gives no GPU time.
 
 Schedule and the differences from the source: as in configs/recipes/wrn28_10_cifar10.py; also,
 the inputs are normalised with the CIFAR-100 mean/std, where the official code uses CIFAR-10's

@@ -6,9 +6,8 @@ Source: Zagoruyko & Komodakis, "Wide Residual Networks" (BMVC 2016) and the offi
 recipe of configs/recipes/wrn28_10_cifar10.py with dropout (p = 0.3) between the two 3x3 convs
 of every block.
 
-Target: 3.89% test error (96.11% accuracy), the WRN README (median of 5 runs;
-../shared/reference/cifar_results.md). Not measured with this code (CIFAR-10 cannot be
-downloaded on the development machines). The reference gives no GPU time.
+Target: 3.89% test error (96.11% accuracy), the WRN README (median of 5 runs; docs/reference.md).
+Status: not yet run with this code. The reference gives no GPU time.
 
 Schedule and the differences from the source: as in configs/recipes/wrn28_10_cifar10.py.
 """

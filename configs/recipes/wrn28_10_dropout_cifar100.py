@@ -5,9 +5,8 @@
 Source: Zagoruyko & Komodakis, "Wide Residual Networks" (BMVC 2016) and the official code: the
 recipe of configs/recipes/wrn28_10_dropout_cifar10.py on CIFAR-100.
 
-Target: 18.85% test error (81.15% accuracy), the WRN README (median of 5 runs;
-../shared/reference/cifar_results.md). Not measured with this code (CIFAR-100 cannot be
-downloaded on the development machines). The reference gives no GPU time.
+Target: 18.85% test error (81.15% accuracy), the WRN README (median of 5 runs; docs/reference.md).
+Status: not yet run with this code. The reference gives no GPU time.
 
 Schedule and the differences from the source: as in configs/recipes/wrn28_10_cifar100.py.
 """

@@ -22,7 +22,7 @@ from resnet_flax.errors import UserError
 
 __all__ = ['NORMALIZATION', 'Dataset', 'Split', 'load_dataset']
 
-# Per-channel mean and std in [0, 1] units (../shared/reference/cifar_results.md), for these
+# Per-channel mean and std in [0, 1] units (docs/reference.md), for these
 # datasets' images whatever their labels, split slicing or validation carve-out. Others are
 # computed from their training images.
 NORMALIZATION = {
