@@ -24,9 +24,9 @@ def create_train_state(model: nn.Module, tx: optax.GradientTransformation, rng: 
                        image_shape: tuple[int, ...], ema: bool = False) -> TrainState:
   """Initialises params and BN statistics in one jitted call (unjitted init is slow on CPU).
 
-  Compiled without XLA's backend optimisations: it runs once, and its compile time was most of
-  the start-up (ResNet-20 4.3 -> 1.7 s, benchmarks/NOTES.md). The values are the same draws
-  (last-bit differences in some float conversions), and equally deterministic.
+  Compiled without XLA's backend optimisations: it runs once, and its optimised compile was
+  most of the start-up (benchmarks/NOTES.md). The values are the same draws (last-bit
+  differences in some float conversions), and equally deterministic.
   """
   def init(rng):
     variables = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32), train=False)

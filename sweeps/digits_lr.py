@@ -11,9 +11,7 @@ seeds; the plot shows test accuracy against the learning rate.
 Offline. Add --parallel 2 on a machine with 4+ cores or 2 GPUs, or --launcher slurm --partition P
 for a cluster.
 
-Measured (2 CPU cores shared with other work: 13 min 41 s, 57-182 s a trial), final test accuracy:
-lr 0.01 89.72 ± 0.39%, 0.03 96.94 ± 0.39%, 0.1 97.92 ± 0.20%, 0.3 18.33 ± 11.79% (diverges). In
-5 epochs 0.1 is best; configs/digits.py's 0.05 sits between the two good ones.
+Results of a run: benchmarks/NOTES.md (Sweeps).
 """
 
 

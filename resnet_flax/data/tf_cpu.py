@@ -1,10 +1,9 @@
 """TensorFlow, imported lazily, kept off the GPU (JAX owns the accelerators) and without Keras.
 
-We use tf.data only. TF 2.21's `import tensorflow` also imports Keras 3 eagerly (and
-scikit-learn through Keras's wrappers): 1.2 of its 2.9 s after JAX on this project's CPU host,
-paid by every run that reads its data through tf.data (benchmarks/NOTES.md). Keras is hidden
-while TF imports, so TF skips it; `tf.keras` and `import keras` still work afterwards, loaded
-when first used.
+Only tfds reading needs TF. TF 2.21's `import tensorflow` also imports Keras 3 eagerly (and
+scikit-learn through Keras's wrappers), a large share of its import time (benchmarks/NOTES.md).
+Keras is hidden while TF imports, so TF skips it; `tf.keras` and `import keras` still work
+afterwards, loaded when first used.
 """
 
 import contextlib
