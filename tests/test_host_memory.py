@@ -17,7 +17,7 @@ GLIBC_ONLY = pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ve
 # temp size and the minor page faults of each call after the first.
 WORKER = r'''
 import json, resource, sys
-from resnet_flax import host_memory
+from resnet_flax.cpu import host_memory
 said = host_memory.keep_freed_memory() if sys.argv[1] == 'keep' else 'off'
 import jax, jax.numpy as jnp
 f = jax.jit(lambda x, v: (jnp.sin(x) @ v, jnp.cos(x).sum()))
@@ -57,7 +57,7 @@ def test_step_temporaries_reuse_their_pages():
 
 
 def test_idempotent_and_says_what_it_did():
-  from resnet_flax import host_memory
+  from resnet_flax.cpu import host_memory
   said = host_memory.keep_freed_memory()
   assert host_memory.keep_freed_memory() == said
   assert said.startswith('host allocator')
@@ -68,7 +68,7 @@ def test_idempotent_and_says_what_it_did():
 # (mallopt takes an int) would hand ResNet-110's 1.5 GB buffer back every few steps.
 TRIM_WORKER = r'''
 import ctypes, json
-from resnet_flax import host_memory
+from resnet_flax.cpu import host_memory
 host_memory.keep_freed_memory()
 libc = ctypes.CDLL('libc.so.6')
 libc.sbrk.restype = libc.malloc.restype = ctypes.c_void_p
