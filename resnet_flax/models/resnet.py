@@ -117,7 +117,7 @@ class BottleneckBlock(Block):
     y = self.conv(self.features, 1, 1, self.dtype, name='conv1')(x)
     y = relu(self.norm(name='bn1')(y))
     y = self.conv(self.features, 3, self.strides, self.dtype, name='conv2',
-             feature_group_count=self.groups)(y)
+                  feature_group_count=self.groups)(y)
     y = relu(self.norm(name='bn2')(y))
     y = self.conv(out, 1, 1, self.dtype, name='conv3')(y)
     y = self.norm(name='bn3', **_zeros_if(self.zero_init_last_bn))(y)
@@ -199,7 +199,7 @@ class Stem(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     x = self.conv(self.features, self.kernel, self.strides, self.dtype, name='conv',
-             use_bias=self.use_bias)(x)
+                  use_bias=self.use_bias)(x)
     if self.use_norm:
       x = self.norm(name='bn')(x)
     if self.activate:
