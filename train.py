@@ -5,7 +5,7 @@
 Rerunning the same command on the same workdir resumes from its newest checkpoint.
 """
 
-from resnet_flax import host_memory
+from resnet_flax.cpu import host_memory
 
 host_memory.keep_freed_memory()  # before TensorFlow's and JAX's threads exist: see host_memory
 

@@ -3,10 +3,11 @@
   .venv/bin/python benchmarks/ab.py --model resnet20 --a recompute_bn=False --b recompute_bn=True
 
 Why: a change of a few percent drowns in the noise between processes on a shared machine
-(heap layout, neighbours' load: levers.py's separate processes missed changes that this
-resolves; benchmarks/NOTES.md). Each variant is the model built with `create_model` and the
-given ResNet fields (`field=value,...`, values as Python literals), the conv backend as
-configs/default.py resolves it on this machine unless a variant sets `conv_backend`, and an
+(heap layout, neighbours' load), which alternating rounds in one process cancel. Each variant
+is the model built with `create_model` and the given fields (`field=value,...`, values as
+Python literals): ResNet fields, plus `conv_backend` and `recompute_bn` (config.model's values;
+True/False for 'on'/'off'), whose parts the CPU runtime chooses as for configs/default.py on
+this machine, and an
 SGD-momentum cross-entropy step at `--batch`; both steps run `--rounds` rounds of `--steps`
 steps, alternating, and the first `--warmup` rounds are left out. `--devices N` splits the CPU
 into N XLA devices and shards the batch over them, as training does (XLA's convs unless a
@@ -50,12 +51,16 @@ def build(model_name: str, fields: dict[str, Any], batch: int,
 
   import compile_time
   from configs import default
+  from resnet_flax.cpu import runtime
   from resnet_flax.models import create_model
-  from resnet_flax.ops import backend
 
-  conv_backend = (fields.pop('conv_backend', None) or
-                  backend.resolve(default.get_config().model, sharded_jit=devices > 1)[0])
-  model = create_model(model_name, num_classes=10, conv_backend=conv_backend, **fields)
+  cfg = default.get_config().model
+  for key in ('conv_backend', 'recompute_bn', 'scan_blocks', 'dtype'):
+    if key in fields:
+      value = fields.pop(key) if key in ('conv_backend', 'recompute_bn') else fields[key]
+      cfg[key] = {True: 'on', False: 'off'}.get(value, value) if key == 'recompute_bn' else value
+  parts = runtime.model_parts(cfg, sharded_jit=devices > 1)
+  model = create_model(model_name, num_classes=10, **parts.fields(), **fields)
   variables = jax.jit(functools.partial(model.init, train=False))(
       jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
   tx = optax.sgd(0.1, momentum=0.9)
@@ -94,7 +99,7 @@ def main() -> None:
     os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                                f' --xla_force_host_platform_device_count={args.devices}')
   sys.path[:0] = [ROOT]
-  from resnet_flax import host_memory
+  from resnet_flax.cpu import host_memory
   host_memory.keep_freed_memory()  # as train.py does, before JAX starts its threads
 
   built = {name: build(args.model, dict(fields), args.batch, args.devices)

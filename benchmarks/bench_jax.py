@@ -22,9 +22,9 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 import protocol
 from configs import default
-from resnet_flax import build, evaluation, host_memory, models, parallel, steps
+from resnet_flax import build, evaluation, models, parallel, steps
 from resnet_flax.data.preprocess import Preprocess
-from resnet_flax.ops import backend
+from resnet_flax.cpu import backend, devices, host_memory, runtime
 
 NUM_CLASSES, IMAGE_SHAPE, STEPS_PER_EPOCH = 10, (32, 32, 3), 50_000 // 128
 # The CPU split into devices as train.py splits it for the default config in the dtype the suite
@@ -38,7 +38,7 @@ def _startup_config() -> Any:
   return config
 
 
-CPU_DEVICES = parallel.configure_cpu_devices(_startup_config())
+CPU_DEVICES = devices.configure(_startup_config())
 _S: dict[str, Any] = {}  # the worker's state between commands
 
 
@@ -77,8 +77,9 @@ def setup(model: str, batch: int) -> dict[str, Any]:
   if model.endswith(protocol.BF16):
     config.model.dtype = 'bfloat16'
   config.batch_size = batch
+  parts = runtime.model_parts(config.model, sharded_jit=parallel.sharded_jit(config.parallel))
   net = build.create_model(config.model, NUM_CLASSES,
-                           bn_axis_name=parallel.bn_axis_name(config.parallel))
+                           bn_axis_name=parallel.bn_axis_name(config.parallel), parts=parts)
   (state, schedule, rng), init_s = _timed(lambda: jax.block_until_ready(
       build.create_state(config, net, IMAGE_SHAPE, STEPS_PER_EPOCH)))
   mesh = parallel.data_mesh()

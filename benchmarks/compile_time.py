@@ -65,9 +65,11 @@ def measure(name: str, scan: bool, batch: int, steps: int, max_step_s: float, ou
   import jax.numpy as jnp
   import optax
 
-  from resnet_flax.models import create_model
+  from resnet_flax.models import create_model, parts
 
-  model = create_model(name, num_classes=10, scan_blocks=scan)
+  # The parts training builds on this backend with XLA's convs (models/parts.py).
+  model = create_model(name, num_classes=10, scan_blocks=scan,
+                       **parts.plain(scan, jax.default_backend() == 'cpu').fields())
   init = jax.jit(functools.partial(model.init, train=False))
   variables, init_s = _timed(lambda: jax.block_until_ready(
       init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))))

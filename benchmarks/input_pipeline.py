@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
 
-from resnet_flax import host_memory
+from resnet_flax.cpu import host_memory, runtime
 
 host_memory.keep_freed_memory()  # before JAX's and tf.data's threads allocate, as train.py does
 
@@ -91,7 +91,8 @@ def main() -> None:
           for epoch in range(args.repeats)]
 
   config = default.get_config()  # the model a train.py user gets: ResNet-20, its conv backend
-  model = build.create_model(config.model, num_classes=10)
+  model = build.create_model(config.model, num_classes=10,
+                             parts=runtime.model_parts(config.model))
   tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.1, momentum=0.9))
   state = create_train_state(model, tx, jax.random.key(0), (32, 32, 3))
   train_step = functools.partial(steps.train_step, schedule=optax.constant_schedule(0.1))

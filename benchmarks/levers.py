@@ -60,7 +60,7 @@ def run_variant(model: str, overrides: dict, patch: str | None, steps: int, repe
   default.get_config = patched
   from resnet_flax.models import layers
   if patch == 'autodiff_scan':
-    layers.CONV_IMPLS['by_hand'] = None  # lax's conv and autodiff inside the scan too
+    layers.scan_conv = layers.conv  # lax's conv and autodiff inside the scan too (models/parts.py)
   elif patch == 'stored_bn':
     layers.RecomputedBatchNorm = layers.nn.BatchNorm
   import bench_jax
@@ -83,9 +83,10 @@ def run_init_and_layout(model: str) -> dict:
   import jax.numpy as jnp
   from configs import default
   from resnet_flax import build
+  from resnet_flax.cpu import runtime
   config = default.get_config()
   config.model.name = model
-  net = build.create_model(config.model, 10)
+  net = build.create_model(config.model, 10, parts=runtime.model_parts(config.model))
 
   def init(rng):
     return net.init(rng, jnp.zeros((1, 32, 32, 3)), train=False)

@@ -27,12 +27,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout_rate = 0.0  # between the convs of pre-activation basic blocks (WRN)
   config.model.zero_init_last_bn = False  # zero the last BN scale of each residual branch
   config.model.scan_blocks = False  # nn.scan over each stage's repeated blocks: compile time flat
-  #   in depth, for fewer img/s on CPU (benchmarks/NOTES.md)
+  #   in depth, steps somewhat slower on CPU (benchmarks/NOTES.md); variables stacked per stage
   config.model.conv_backend = 'auto'  # convolution kernels: 'onednn' (oneDNN's, CPU on one device:
-  #   float32, faster than XLA's there, or bfloat16 where the CPU has AMX/AVX512-BF16), 'xla', or 'auto':
-  #   oneDNN where it applies (resnet_flax/ops/backend.py)
+  #   float32, or bfloat16 where the CPU has AMX/AVX512-BF16), 'xla', or 'auto': oneDNN where it
+  #   applies, as it was measured faster there (resnet_flax/cpu/backend.py); same function
   config.model.recompute_bn = 'auto'  # BatchNorm recomputes `x - mean` in its backward pass instead
-  #   of storing it ('on', 'off', or 'auto': on for CPU backends, where it is faster;
+  #   of storing it ('on', 'off', or 'auto': on for CPU backends, where it was measured faster;
   #   same variables and function, models/batch_norm.py)
   config.model.init_from = ''  # a PyTorch .pth/.th state dict to start from (fine-tuning); '' = random
   config.model.init_reinit_head = False  # with init_from: fresh head (e.g. another class count)
@@ -134,8 +134,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.parallel.num_processes = 0  # 0: detect
   config.parallel.process_id = -1  # -1: detect
   config.parallel.cpu_devices = 0  # split a CPU host into this many XLA devices sharing the batch;
-  #   0: auto, 4 (else 2) when both batch sizes divide, global BN and one process: several
-  #   devices keep every core busy (benchmarks/NOTES.md); no effect on GPU/TPU backends
+  #   0: auto, 4 (else 2) when both batch sizes divide, global BN, one process and XLA's convs
+  #   (oneDNN's use every core from one device); no effect on GPU/TPU (resnet_flax/cpu/devices.py)
   config.parallel.transfer_guard = 'disallow'  # jax.transfer_guard around the step: implicit
   #   host<->device copies are errors ('allow', 'log', 'disallow')
 

@@ -8,25 +8,33 @@ import optax
 
 from resnet_flax import durations, models, optim, parallel
 from resnet_flax.errors import UserError
-from resnet_flax.ops import backend
+from resnet_flax.models import parts as parts_lib
 from resnet_flax.train_state import TrainState, create_train_state
 
 
 def create_model(cfg: ml_collections.ConfigDict, num_classes: int,
-                 bn_axis_name: str | None = None, conv_backend: str | None = None) -> nn.Module:
-  """The model that `config.model` describes; `bn_axis_name`: see parallel.bn_axis_name;
-  `conv_backend` 'xla'/'onednn' (None: ops.backend.resolve of `cfg`, on one device)."""
+                 bn_axis_name: str | None = None,
+                 parts: parts_lib.ModelParts | None = None) -> nn.Module:
+  """The model that `config.model` describes, built with `parts` (what computes its convs and
+  BatchNorms: the trainer's come from resnet_flax.cpu.runtime; None: `plain_parts(cfg)`).
+  `bn_axis_name`: see parallel.bn_axis_name."""
   block_options = {k: cfg[k] for k in ('dropout_rate', 'zero_init_last_bn') if cfg[k]}
   overrides = {'bn_axis_name': bn_axis_name} if bn_axis_name else {}
+  parts = parts or plain_parts(cfg)
   return models.create_model(cfg.name, num_classes=num_classes, dtype=jnp.dtype(cfg.dtype),
                              bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
                              scan_blocks=cfg.scan_blocks, block_options=block_options,
-                             recompute_bn=recompute_bn(cfg.get('recompute_bn', 'auto')),
-                             conv_backend=conv_backend or backend.resolve(cfg)[0], **overrides)
+                             **parts.fields(), **overrides)
+
+
+def plain_parts(cfg: ml_collections.ConfigDict) -> parts_lib.ModelParts:
+  """The pure-JAX parts for `config.model` on any backend: lax's convs, and flax's BatchNorm
+  unless model.recompute_bn is 'on'. Evaluation and prediction need nothing more."""
+  return parts_lib.plain(cfg.scan_blocks, recompute_bn(cfg.get('recompute_bn', 'auto')) is True)
 
 
 def recompute_bn(value: str) -> bool | None:
-  """`config.model.recompute_bn` as ResNet's field: None (auto, the model's rule), True, False."""
+  """`config.model.recompute_bn` as a choice: None (auto: the runtime's rule), True, False."""
   choices = {'auto': None, 'on': True, 'off': False}
   if value not in choices:
     raise UserError(f'--config.model.recompute_bn={value!r} is not one of {", ".join(choices)}: '

@@ -14,6 +14,7 @@ import ml_collections
 
 from resnet_flax import build
 from resnet_flax.checkpointing import Checkpointer
+from resnet_flax.cpu import runtime as cpu_runtime
 from resnet_flax.errors import UserError
 from resnet_flax.train_state import TrainState
 
@@ -69,7 +70,9 @@ def _restore(ckpt: Checkpointer, step: int) -> Run:
                     'need. Retrain the run with the current train.py, which records it.')
   config = ml_collections.ConfigDict(meta['config'])
   data = meta['data']
-  model = build.create_model(config.model, data['num_classes'])
+  # The parts training takes on this backend: the same function, with the CPU's faster kernels.
+  model = build.create_model(config.model, data['num_classes'],
+                             parts=cpu_runtime.model_parts(config.model))
   state = _read(ckpt, step, lambda s: ckpt.restore(s, _target(config, model, data)))
   return config, model, state, meta
 

@@ -1,6 +1,5 @@
 """The pure, compiled training step: `train_step(state, batch, rng)` (evaluation: evaluation.py)."""
 
-from typing import Any
 
 import jax
 import jax.numpy as jnp

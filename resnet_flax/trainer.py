@@ -9,14 +9,14 @@ import jax
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import (build, compile_cache, durations, evaluation, host_memory, models, optim,
-                         parallel, plot, report, resume, steps)
+from resnet_flax import (build, durations, evaluation, models, optim, parallel, plot, report,
+                         resume, steps)
 from resnet_flax import data as data_lib
 from resnet_flax.data.feed import Feed
 from resnet_flax.training import checks
 from resnet_flax.checkpointing import Checkpointer
 from resnet_flax.metrics_log import MetricsLog
-from resnet_flax.ops import backend
+from resnet_flax.cpu import runtime as cpu_runtime
 from resnet_flax.preemption import PreemptionGuard
 from resnet_flax.profiling import StepProfiler
 from resnet_flax.pytorch.init_from import init_from_pytorch
@@ -30,12 +30,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   A SIGTERM/SIGINT saves a checkpoint and returns early with {'preempted': True, ...}.
   """
   started = time.perf_counter()
-  host_memory.keep_freed_memory()  # before JAX's threads start: see host_memory
   checks.check_intervals(config)
   parallel.check_config(config.parallel)
+  # Before JAX starts: host allocator, CPU device split, compilation cache (resnet_flax.cpu).
+  runtime = cpu_runtime.prepare(config)
   parallel.initialize_distributed(config.parallel)
-  cpu_devices = parallel.configure_cpu_devices(config)
-  cache = compile_cache.enable(config)
   checks.check_writable(workdir)
   dataset = data_lib.load_dataset(config)
   mesh = parallel.data_mesh()
@@ -43,10 +42,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   feed = Feed(config, dataset, jax.devices())
   replicated = NamedSharding(mesh, P())
 
-  conv_backend = backend.resolve(config.model, sharded_jit=parallel.sharded_jit(config.parallel))
+  parts = runtime.parts(config.model, sharded_jit=parallel.sharded_jit(config.parallel))
   model = build.create_model(config.model, dataset.num_classes,
-                             bn_axis_name=parallel.bn_axis_name(config.parallel),
-                             conv_backend=conv_backend[0])
+                             bn_axis_name=parallel.bn_axis_name(config.parallel), parts=parts)
   image_shape = data_lib.input_shape(dataset, config.data.image_size)
   data_lib.check_image_shape(image_shape)
   steps_per_epoch = feed.steps_per_epoch
@@ -72,7 +70,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   log.drop_after(int(state.step))  # records a killed run wrote past its last checkpoint
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   log.print(_describe(config, model, dataset, image_shape, total_steps, feed.where,
-                      cpu_devices, conv_backend, cache))
+                      runtime.cpu_devices, parts.why, runtime.compile_cache))
 
   step_fn = functools.partial(
       steps.train_step, schedule=schedule, label_smoothing=config.optim.label_smoothing,
@@ -153,7 +151,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def _describe(config: ml_collections.ConfigDict, model: nn.Module, dataset: data_lib.Dataset,
               image_shape: tuple[int, ...], total_steps: int, data_from: str,
-              cpu_devices: str, conv_backend: tuple[str, str], cache: str) -> str:
+              cpu_devices: str, parts: str, cache: str) -> str:
   """The model table and one line on how the run is laid out, printed at start."""
   table = models.summarize(model, image_shape).table(
       f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
@@ -163,7 +161,7 @@ def _describe(config: ml_collections.ConfigDict, model: nn.Module, dataset: data
   how = f' ({cpu_devices})' if jax.default_backend() == 'cpu' else ''
   return (f'{table}\n{jax.process_count()} process(es), {devices} {jax.default_backend()} '
           f'device(s){how}, {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm, '
-          f'{conv_backend[0]} convolutions ({conv_backend[1]}), '
+          f'{parts}, '
           f'training data {data_from}; '
           f'{total_steps:,} steps of {config.batch_size} ({config.batch_size // devices} per '
           f'device), peak lr {lr:g}; {cache}.')

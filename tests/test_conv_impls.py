@@ -1,5 +1,5 @@
-"""The conv implementations of layers.CONV_IMPLS (models.conv_vjp's hand-written backward,
-ops.onednn's oneDNN kernels): the same values and gradients as lax.conv_general_dilated, also
+"""The conv implementations a model can be built with (models.conv_vjp's hand-written backward,
+cpu.onednn's oneDNN kernels): the same values and gradients as lax.conv_general_dilated, also
 under scan; anything they do not cover goes to lax unchanged."""
 
 import platform
@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from jax import lax
 
+from resnet_flax.cpu import onednn
 from resnet_flax.models import conv_vjp
-from resnet_flax.models.layers import CONV_IMPLS
-from resnet_flax.ops import onednn
+
+# lax.conv_general_dilated's signature, as layers.conv_computed_by hands them to nn.Conv.
+CONV_IMPLS = {'by_hand': conv_vjp.conv_general_dilated, 'onednn': onednn.conv_general_dilated}
 
 IMPLS = pytest.mark.parametrize('impl', ['by_hand', pytest.param('onednn', marks=pytest.mark.skipif(
     sys.platform != 'linux' or platform.machine() != 'x86_64', reason='oneDNN: x86-64 Linux'))])

@@ -17,7 +17,7 @@ GLIBC_ONLY = pytest.mark.skipif(platform.system() != 'Linux' or platform.libc_ve
 # temp size and the minor page faults of each call after the first.
 WORKER = r'''
 import json, resource, sys
-from resnet_flax import host_memory
+from resnet_flax.cpu import host_memory
 said = host_memory.keep_freed_memory() if sys.argv[1] == 'keep' else 'off'
 import jax, jax.numpy as jnp
 f = jax.jit(lambda x, v: (jnp.sin(x) @ v, jnp.cos(x).sum()))
@@ -57,7 +57,7 @@ def test_step_temporaries_reuse_their_pages():
 
 
 def test_idempotent_and_says_what_it_did():
-  from resnet_flax import host_memory
+  from resnet_flax.cpu import host_memory
   said = host_memory.keep_freed_memory()
   assert host_memory.keep_freed_memory() == said
   assert said.startswith('host allocator')
@@ -65,10 +65,10 @@ def test_idempotent_and_says_what_it_did():
 
 # A 3 GiB block from the heap, never touched (no memory used), then freed: the heap's top now
 # holds more than 2 GiB free. glibc trims a top above the threshold; a threshold of INT_MAX
-# (mallopt takes an int) would hand ResNet-110's step buffer back every few steps.
+# (mallopt takes an int) would hand a deep ResNet's step buffer back to the kernel.
 TRIM_WORKER = r'''
 import ctypes, json
-from resnet_flax import host_memory
+from resnet_flax.cpu import host_memory
 host_memory.keep_freed_memory()
 libc = ctypes.CDLL('libc.so.6')
 libc.sbrk.restype = libc.malloc.restype = ctypes.c_void_p

@@ -9,7 +9,8 @@ import pytest
 
 from resnet_flax.errors import UserError
 from resnet_flax.models import create_model, list_models, summarize
-from resnet_flax.models.layers import conv, relu
+from resnet_flax.models import parts
+from resnet_flax.models.layers import RecomputedBatchNorm, conv, relu
 
 # docs/reference.md: learnable params (BN scale/bias included).
 PARAM_COUNTS = [
@@ -93,7 +94,8 @@ def test_recomputed_batch_norm_computes_the_same_step(layout):
   shape = (2, 4, 16, 16, 3) if layout == 'synced' else (8, 16, 16, 3)
   x = jax.random.normal(jax.random.key(1), shape) * 2 + 0.5
   plain, recomputed = (
-      _train_step_outputs(create_model('resnet20', num_classes=10, recompute_bn=flag,
+      _train_step_outputs(create_model('resnet20', num_classes=10,
+                                       **parts.plain(layout == 'scanned', flag).fields(),
                                        scan_blocks=layout == 'scanned',
                                        bn_axis_name='shards' if layout == 'synced' else None),
                           x, synced=layout == 'synced') for flag in (False, True))
@@ -135,37 +137,49 @@ def test_batch_norm_matches_flax_with_gradients_through_its_statistics():
 
 
 def test_batch_norm_is_recomputed_by_default_on_cpu_only(monkeypatch):
-  """The measured choice: faster on CPU with either conv backend and dtype; unmeasured elsewhere."""
+  """The cpu runtime's choice: recomputed on CPU with either conv backend and dtype, where it was
+  measured faster; flax's elsewhere, and in the plain parts, unless the config says 'on'."""
+  from resnet_flax import build
+  from resnet_flax.cpu import runtime
+  from tests.conftest import small_config
   x = jnp.zeros((2, 16, 16, 3))
 
-  def recomputed(**overrides):
-    model = create_model('resnet8', num_classes=10, **overrides)
+  def recomputed(plain=False, **fields):
+    cfg = small_config(**{f'model.{k}': v for k, v in fields.items()}).model
+    model = build.create_model(cfg, 10, parts=None if plain else runtime.model_parts(cfg))
     variables = model.init(jax.random.key(0), x, train=False)
     jaxpr = jax.make_jaxpr(lambda p: model.apply(
         {**variables, 'params': p}, x, train=True, mutable=['batch_stats'])[0])(
             variables['params'])
     return str(jaxpr).count('batch_norm_train')  # models/batch_norm.py's custom_vjp
   assert recomputed(conv_backend='onednn') > 0
-  assert recomputed(conv_backend='onednn', dtype=jnp.bfloat16) > 0
+  assert recomputed(dtype='bfloat16') > 0  # oneDNN's or XLA's convs, as this CPU allows
   assert recomputed(conv_backend='xla') > 0
   assert recomputed(conv_backend='xla', scan_blocks=True) > 0
-  assert recomputed(conv_backend='onednn', recompute_bn=False) == 0
+  assert recomputed(conv_backend='onednn', recompute_bn='off') == 0
+  assert recomputed(plain=True) == 0 and recomputed(plain=True, recompute_bn='on') > 0
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
   assert recomputed(conv_backend='xla') == 0
-  assert recomputed(conv_backend='xla', recompute_bn=True) > 0
+  assert recomputed(conv_backend='xla', recompute_bn='on') > 0
 
 
-def test_config_recompute_bn_sets_the_models_field():
+def test_config_recompute_bn_sets_the_models_norm():
   """`--config.model.recompute_bn` reaches the model; a wrong value says what it accepts."""
   from configs import default
   from resnet_flax import build
+  from resnet_flax.cpu import runtime
   config = default.get_config().model
-  for value, field in (('auto', None), ('on', True), ('off', False)):
+  config.conv_backend = 'xla'
+  for value, on_cpu in (('auto', RecomputedBatchNorm), ('on', RecomputedBatchNorm),
+                        ('off', nn.BatchNorm)):
     config.recompute_bn = value
-    assert build.create_model(config, 10, conv_backend='xla').recompute_bn is field
+    assert build.create_model(config, 10, parts=runtime.model_parts(config)).norm is on_cpu
+    plain = RecomputedBatchNorm if value == 'on' else nn.BatchNorm
+    assert build.create_model(config, 10).norm is plain
   config.recompute_bn = 'yes'
-  with pytest.raises(UserError, match="recompute_bn='yes'.*'auto'"):
-    build.create_model(config, 10, conv_backend='xla')
+  for parts_of in (lambda cfg: None, runtime.model_parts):
+    with pytest.raises(UserError, match="recompute_bn='yes'.*'auto'"):
+      build.create_model(config, 10, parts=parts_of(config))
 
 
 def test_eval_output_is_independent_of_the_rest_of_the_batch():

@@ -1,4 +1,4 @@
-"""ops.onednn and ops.backend: the op builds here, is deterministic, gives a model the same
+"""cpu.onednn and cpu.backend: the op builds here, is deterministic, gives a model the same
 gradients as XLA's convs; the backend choice and its errors."""
 
 import platform
@@ -11,7 +11,7 @@ import pytest
 
 from resnet_flax import build
 from resnet_flax.errors import UserError
-from resnet_flax.ops import backend, onednn
+from resnet_flax.cpu import backend, onednn, runtime
 from tests.conftest import small_config
 from tests.test_conv_impls import NATIVE_BF16, assert_close
 
@@ -40,7 +40,8 @@ def test_same_inputs_give_bit_identical_gradients(dtype):
 
 def _loss_and_grads(conv_backend, **overrides):
   config = small_config(**overrides)
-  model = build.create_model(config.model, 10, conv_backend=conv_backend)
+  config.model.conv_backend = conv_backend
+  model = build.create_model(config.model, 10, parts=runtime.model_parts(config.model))
   variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 16, 3)), train=False)
   images = jax.random.normal(jax.random.key(1), (4, 16, 16, 3))
 

@@ -22,7 +22,7 @@ from resnet_flax import build, evaluation, parallel, steps, train_and_evaluate
 from resnet_flax.checkpointing import Checkpointer
 from resnet_flax.errors import UserError
 from resnet_flax.metrics_log import read_records
-from resnet_flax.ops import onednn
+from resnet_flax.cpu import devices as cpu_devices, onednn
 from tests.conftest import small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,9 +160,10 @@ CPU_DEVICES_PROBE = '''
 import json, sys
 import jax
 from configs import default
-from resnet_flax import config_help, parallel
+from resnet_flax import config_help
+from resnet_flax.cpu import devices
 config = config_help.set_fields(default.get_config(), json.loads(sys.argv[1]))
-said = parallel.configure_cpu_devices(config)
+said = devices.configure(config)
 print('RESULT ' + json.dumps({'said': said, 'devices': jax.device_count()}))
 '''
 
@@ -194,12 +195,12 @@ def test_cpu_devices_default_splits_the_cpu_unless_that_would_change_the_run(
 def test_cpu_devices_after_jax_started_is_a_user_error_unless_it_matches(make_config):
   assert jax.device_count() == 1  # conftest: this process has started with one CPU device
   with pytest.raises(UserError, match='already started with 1 CPU device'):
-    parallel.configure_cpu_devices(make_config(**{'parallel.cpu_devices': 2}))
+    cpu_devices.configure(make_config(**{'parallel.cpu_devices': 2}))
   one = make_config(**{'parallel.cpu_devices': 1})
-  assert 'cpu_devices=1' in parallel.configure_cpu_devices(one)
-  assert 'already chosen' in parallel.configure_cpu_devices(make_config())  # conftest's choice
+  assert 'cpu_devices=1' in cpu_devices.configure(one)
+  assert 'already chosen' in cpu_devices.configure(make_config())  # conftest's choice
   with pytest.raises(UserError, match='cpu_devices=-1'):
-    parallel.configure_cpu_devices(make_config(**{'parallel.cpu_devices': -1}))
+    cpu_devices.configure(make_config(**{'parallel.cpu_devices': -1}))
 
 
 def test_transfer_guard_refuses_implicit_copies_in_the_step():

@@ -1,9 +1,6 @@
 """Small building blocks shared by every ResNet variant."""
 
-import contextlib
-import contextvars
 import functools
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -11,7 +8,6 @@ import jax.numpy as jnp
 
 from resnet_flax.models import batch_norm as batch_norm_lib
 from resnet_flax.models import conv_vjp
-from resnet_flax.ops import onednn
 
 ModuleDef = Any
 
@@ -23,31 +19,10 @@ def relu(x: jnp.ndarray) -> jnp.ndarray:
   """ReLU written as a genuinely binary op.
 
   `nn.relu` lowers to max(x, 0), which XLA:CPU's fusion pass duplicates into every
-  consumer, making the backward pass of a residual chain O(depth^2)
-  (../shared/notes/stack.md). `where` computes the same values and gradients.
+  consumer, making the backward pass of a residual chain O(depth^2); `where` computes the
+  same values and gradients and is not duplicated.
   """
   return jnp.where(x > 0, x, jnp.zeros((), x.dtype))
-
-
-# How the convs built inside a `conv_impl` block compute: 'xla' (lax's conv and autodiff),
-# 'by_hand' (models.conv_vjp: a hand-written backward, what keeps convs in an nn.scan body fast
-# on XLA:CPU; outside loops lax's own is as fast) or 'onednn' (ops.onednn: oneDNN kernels on
-# the CPU, float32 or bfloat16). benchmarks/NOTES.md has the numbers.
-CONV_IMPLS = {'xla': None, 'by_hand': conv_vjp.conv_general_dilated,
-              'onednn': conv_vjp.lax_signature(onednn.conv, onednn.DTYPES)}
-_CONV_IMPL = contextvars.ContextVar('conv_impl', default='xla')
-
-
-@contextlib.contextmanager
-def conv_impl(name: str) -> Iterator[None]:
-  """Convs built inside compute with CONV_IMPLS[name]."""
-  if name not in CONV_IMPLS:
-    raise ValueError(f'conv_impl {name!r}: use one of {sorted(CONV_IMPLS)}')
-  token = _CONV_IMPL.set(name)
-  try:
-    yield
-  finally:
-    _CONV_IMPL.reset(token)
 
 
 def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
@@ -58,12 +33,19 @@ def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
   sampling grid and breaks weights ported from PyTorch.
   """
   pad = kernel // 2
-  impl = CONV_IMPLS[_CONV_IMPL.get()]
-  if impl is not None:
-    kwargs.setdefault('conv_general_dilated', impl)
   return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
                  padding=((pad, pad), (pad, pad)), use_bias=use_bias,
                  kernel_init=he_normal, dtype=dtype, name=name, **kwargs)
+
+
+def conv_computed_by(conv_general_dilated: Callable[..., Any]) -> Callable[..., nn.Conv]:
+  """`conv` whose modules compute with `conv_general_dilated` (lax's signature) instead of lax's."""
+  return functools.partial(conv, conv_general_dilated=conv_general_dilated)
+
+
+# `conv` with a hand-written backward pass (models.conv_vjp): what keeps convs inside an nn.scan
+# body on XLA:CPU's fast kernels; the same function and gradients as lax's.
+scan_conv = conv_computed_by(conv_vjp.conv_general_dilated)
 
 
 # BatchNorm whose backward pass recomputes the normalised activations from its input and the
@@ -72,16 +54,16 @@ RecomputedBatchNorm = batch_norm_lib.BatchNorm
 
 
 def batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any,
-               axis_name: str | None = None, recompute: bool = False,
-               ) -> Callable[..., nn.BatchNorm]:
+               axis_name: str | None = None, norm_cls: ModuleDef = nn.BatchNorm,
+               ) -> Callable[..., nn.Module]:
   """BatchNorm factory; running statistics live in the `batch_stats` collection.
 
   Defaults follow PyTorch (flax momentum 0.9 == torch momentum 0.1, eps 1e-5).
   Scale and bias stay float32 whatever the compute dtype. `axis_name` (pmap or
-  shard_map) averages the batch statistics over that axis's devices. `recompute` builds
-  `RecomputedBatchNorm`: faster on CPU (benchmarks/NOTES.md), where ResNet chooses it.
+  shard_map) averages the batch statistics over that axis's devices. `norm_cls` is
+  nn.BatchNorm or `RecomputedBatchNorm` (the same fields and variables).
   """
-  return functools.partial(RecomputedBatchNorm if recompute else nn.BatchNorm,
+  return functools.partial(norm_cls,
                            use_running_average=not train,
                            momentum=momentum, epsilon=epsilon, dtype=dtype,
                            param_dtype=jnp.float32, axis_name=axis_name)

@@ -55,7 +55,7 @@ def create_model(name: str, *, num_classes: int, block_options: dict[str, Any] |
   return model.clone(**overrides)
 
 
-_BLOCK_ARGS = {'features', 'strides', 'shortcut_cls', 'norm', 'dtype'}
+_BLOCK_ARGS = {'features', 'strides', 'shortcut_cls', 'norm', 'dtype', 'conv'}
 
 
 def _field_names(module_or_cls: Any) -> set[str]:

@@ -1,18 +1,19 @@
 """One ResNet assembled from swappable parts: stem, block, shortcut, stage sizes, widths.
 
 Every variant in the registry is a few lines that pick parts; none copies this file.
-Blocks take `(features, strides, shortcut_cls, norm, dtype)` plus their own options and
+Blocks take `(features, strides, shortcut_cls, norm, dtype, conv)` plus their own options and
 are called as `block(x, train)`; `features` is the block's inner width (bottleneck
-blocks output `expansion` times it).
+blocks output `expansion` times it). `norm` and `conv` are factories handed down from ResNet,
+which takes them from its builder (models/parts.py): the model chooses no kernels itself.
 """
 
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from resnet_flax.models.layers import ModuleDef, batch_norm, conv, conv_impl, relu
+from resnet_flax.models import layers
+from resnet_flax.models.layers import ModuleDef, batch_norm, relu
 
 Norm = Callable[..., nn.Module]
 
@@ -23,6 +24,7 @@ class Shortcut(nn.Module):
   strides: int
   norm: Norm
   dtype: Any = jnp.float32
+  conv: ModuleDef = layers.conv
 
 
 class Block(nn.Module):
@@ -32,6 +34,7 @@ class Block(nn.Module):
   shortcut_cls: ModuleDef
   norm: Norm
   dtype: Any = jnp.float32
+  conv: ModuleDef = layers.conv
 
 
 class ShortcutA(Shortcut):
@@ -50,7 +53,7 @@ class ShortcutB(Shortcut):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    x = conv(self.features, 1, self.strides, self.dtype, name='conv')(x)
+    x = self.conv(self.features, 1, self.strides, self.dtype, name='conv')(x)
     return self.norm(name='bn')(x)
 
 
@@ -59,7 +62,7 @@ class ShortcutConv(Shortcut):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    return conv(self.features, 1, self.strides, self.dtype, name='conv')(x)
+    return self.conv(self.features, 1, self.strides, self.dtype, name='conv')(x)
 
 
 class ShortcutPool(Shortcut):
@@ -89,12 +92,13 @@ class BasicBlock(Block):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    y = conv(self.features, 3, self.strides, self.dtype, name='conv1')(x)
+    y = self.conv(self.features, 3, self.strides, self.dtype, name='conv1')(x)
     y = relu(self.norm(name='bn1')(y))
-    y = conv(self.features, 3, 1, self.dtype, name='conv2')(y)
+    y = self.conv(self.features, 3, 1, self.dtype, name='conv2')(y)
     y = self.norm(name='bn2', **_zeros_if(self.zero_init_last_bn))(y)
     if _needs_shortcut(x, self.features, self.strides):
-      x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype, name='shortcut')(x)
+      x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype,
+                            conv=self.conv, name='shortcut')(x)
     return relu(y + x)
 
 
@@ -110,15 +114,16 @@ class BottleneckBlock(Block):
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     out = int(self.features * self.expansion)
-    y = conv(self.features, 1, 1, self.dtype, name='conv1')(x)
+    y = self.conv(self.features, 1, 1, self.dtype, name='conv1')(x)
     y = relu(self.norm(name='bn1')(y))
-    y = conv(self.features, 3, self.strides, self.dtype, name='conv2',
-             feature_group_count=self.groups)(y)
+    y = self.conv(self.features, 3, self.strides, self.dtype, name='conv2',
+                  feature_group_count=self.groups)(y)
     y = relu(self.norm(name='bn2')(y))
-    y = conv(out, 1, 1, self.dtype, name='conv3')(y)
+    y = self.conv(out, 1, 1, self.dtype, name='conv3')(y)
     y = self.norm(name='bn3', **_zeros_if(self.zero_init_last_bn))(y)
     if _needs_shortcut(x, out, self.strides):
-      x = self.shortcut_cls(out, self.strides, self.norm, self.dtype, name='shortcut')(x)
+      x = self.shortcut_cls(out, self.strides, self.norm, self.dtype,
+                            conv=self.conv, name='shortcut')(x)
     return relu(y + x)
 
 
@@ -132,14 +137,14 @@ class PreActBasicBlock(Block):
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     pre = relu(self.norm(name='bn1')(x))
-    y = conv(self.features, 3, self.strides, self.dtype, name='conv1')(pre)
+    y = self.conv(self.features, 3, self.strides, self.dtype, name='conv1')(pre)
     y = relu(self.norm(name='bn2')(y))
     if self.dropout_rate:
       y = nn.Dropout(self.dropout_rate, deterministic=not train)(y)
-    y = conv(self.features, 3, 1, self.dtype, name='conv2')(y)
+    y = self.conv(self.features, 3, 1, self.dtype, name='conv2')(y)
     if _needs_shortcut(x, self.features, self.strides):
       x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype,
-                            name='shortcut')(pre)
+                            conv=self.conv, name='shortcut')(pre)
     return y + x
 
 
@@ -151,12 +156,13 @@ class PreActBottleneckBlock(Block):
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     out = int(self.features * self.expansion)
     pre = relu(self.norm(name='bn1')(x))
-    y = conv(self.features, 1, 1, self.dtype, name='conv1')(pre)
-    y = conv(self.features, 3, self.strides, self.dtype, name='conv2')(
+    y = self.conv(self.features, 1, 1, self.dtype, name='conv1')(pre)
+    y = self.conv(self.features, 3, self.strides, self.dtype, name='conv2')(
         relu(self.norm(name='bn2')(y)))
-    y = conv(out, 1, 1, self.dtype, name='conv3')(relu(self.norm(name='bn3')(y)))
+    y = self.conv(out, 1, 1, self.dtype, name='conv3')(relu(self.norm(name='bn3')(y)))
     if _needs_shortcut(x, out, self.strides):
-      x = self.shortcut_cls(out, self.strides, self.norm, self.dtype, name='shortcut')(pre)
+      x = self.shortcut_cls(out, self.strides, self.norm, self.dtype,
+                            conv=self.conv, name='shortcut')(pre)
     return y + x
 
 
@@ -165,10 +171,11 @@ class PlainBlock(Block):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    y = relu(conv(self.features, 3, self.strides, self.dtype, name='conv1', use_bias=True)(x))
-    y = relu(conv(self.features, 3, 1, self.dtype, name='conv2', use_bias=True)(y))
+    y = relu(self.conv(self.features, 3, self.strides, self.dtype, name='conv1', use_bias=True)(x))
+    y = relu(self.conv(self.features, 3, 1, self.dtype, name='conv2', use_bias=True)(y))
     if _needs_shortcut(x, self.features, self.strides):
-      x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype, name='shortcut')(x)
+      x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype,
+                            conv=self.conv, name='shortcut')(x)
     return y + x
 
 
@@ -181,6 +188,7 @@ class Stem(nn.Module):
   features: int
   norm: Norm
   dtype: Any = jnp.float32
+  conv: ModuleDef = layers.conv
   kernel: int = 3
   strides: int = 1
   use_norm: bool = True
@@ -190,8 +198,8 @@ class Stem(nn.Module):
 
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-    x = conv(self.features, self.kernel, self.strides, self.dtype, name='conv',
-             use_bias=self.use_bias)(x)
+    x = self.conv(self.features, self.kernel, self.strides, self.dtype, name='conv',
+                  use_bias=self.use_bias)(x)
     if self.use_norm:
       x = self.norm(name='bn')(x)
     if self.activate:
@@ -217,15 +225,12 @@ class ResNet(nn.Module):
   `scan_blocks` builds blocks 2..n of each stage with `nn.scan` over one block
   (`stage{i}_blocks`, variables stacked on a leading axis of length n-1), so trace and
   compile time stop growing with depth; `scan_layout` converts variables between the
-  layouts. Its convs get a hand-written backward pass (layers.conv_impl 'by_hand'), without
-  which XLA:CPU runs scanned conv gradients ~15x slower (benchmarks/NOTES.md).
+  layouts. Give it convs that stay fast in a loop body (models/parts.plain: layers.scan_conv).
 
-  `conv_backend` 'onednn' runs the float32 or bfloat16 convs with oneDNN's kernels (ops.onednn,
-  CPU only; ops.backend.resolve chooses): the same function up to float rounding, ~1.7x faster
-  on CPU in float32. On CPU, BatchNorm recomputes `x - mean` in the backward pass instead of
-  storing it (`recompute_bn`, models/batch_norm.py): 2-14% faster steps with either conv
-  backend, float32 or bfloat16, one device or several (benchmarks/NOTES.md); not measured on
-  GPU/TPU, so off there unless asked for.
+  `conv` and `norm` are the parts every conv and BatchNorm is built with (models/parts.py):
+  a factory with layers.conv's signature and a BatchNorm class with nn.BatchNorm's fields.
+  Any choice computes the same function with the same variables; the builder picks the
+  implementation that suits its backend.
   """
   stage_sizes: Sequence[int]
   widths: Sequence[int]
@@ -241,27 +246,20 @@ class ResNet(nn.Module):
   block_options: Any = None  # extra block fields, e.g. {'dropout_rate': 0.3}
   scan_blocks: bool = False
   bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
-  conv_backend: str = 'xla'  # 'xla' or 'onednn' (ops.backend.resolve)
-  recompute_bn: bool | None = None  # layers.RecomputedBatchNorm; None: on the CPU backend
+  conv: ModuleDef = layers.conv  # builds every conv (models/parts.py)
+  norm: ModuleDef = nn.BatchNorm  # the BatchNorm class (nn.BatchNorm or layers.RecomputedBatchNorm)
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
-    impl = 'onednn' if self.conv_backend == 'onednn' else 'by_hand' if self.scan_blocks else 'xla'
-    with conv_impl(impl):
-      return self._forward(x, train)
-
-  def _forward(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
     if len(self.stage_sizes) != len(self.widths):
       raise ValueError(f'stage_sizes {self.stage_sizes} and widths {self.widths} differ in length')
-    recompute = self.recompute_bn
-    if recompute is None:  # where it was measured faster (benchmarks/NOTES.md)
-      recompute = jax.default_backend() == 'cpu'
     norm = batch_norm(train, self.bn_momentum, self.bn_epsilon, self.dtype, self.bn_axis_name,
-                      recompute)
+                      self.norm)
     options = dict(self.block_options or {})
     x = jnp.asarray(x, self.dtype)
-    x = self.stem_cls(self.stem_width or self.widths[0], norm, self.dtype, name='stem')(x)
-    parts = (self.shortcut_cls, norm, self.dtype)
+    x = self.stem_cls(self.stem_width or self.widths[0], norm, self.dtype, conv=self.conv,
+                      name='stem')(x)
+    parts = (self.shortcut_cls, norm, self.dtype, self.conv)
     for i, (blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
       scanned = self.scan_blocks and blocks > 1
       for j in range(1, 2 if scanned else blocks + 1):

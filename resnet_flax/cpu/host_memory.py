@@ -1,15 +1,12 @@
 """Keep freed host memory for reuse, so XLA:CPU's per-step buffers do not page-fault every step.
 
-Why: XLA:CPU allocates a step's temporaries (298 MB for ResNet-20 at batch 128, 790 MB for
-ResNet-56) with posix_memalign on its own threads, and frees them when the step ends. glibc
-serves blocks that big with a fresh mmap and returns them with munmap, so every step faults
-every page in again (72,800 minor faults a ResNet-20 step, 201,800 a ResNet-56 step) and the
-kernel zeroes them: 0.2-0.7 s of system time a step, ~8% of both cores (on a VM whose faults
-cost 7-12 us, a ResNet-110 step took 3 s instead of 1). With one malloc arena, no mmap for big
-blocks and no trimming of the heap at all, the step reuses the same pages. (Thread arenas fall
-back to mmap whatever M_MMAP_MAX says, hence the one arena.) The price: XLA's parallel compile
-contends for that one arena (ResNet-20's step compiles in 1.5 s instead of 1.0), paid back
-within ~10 steps. benchmarks/NOTES.md has the numbers.
+Why: XLA:CPU allocates a step's large temporaries with posix_memalign on its own threads and
+frees them when the step ends; glibc serves blocks that big with a fresh mmap and returns them
+with munmap, so every step faults every page in again and the kernel zeroes them. With one
+malloc arena, no mmap for big blocks and no trimming of the heap, the step reuses the same pages
+(thread arenas fall back to mmap whatever M_MMAP_MAX says, hence the one arena). The price, a
+slower parallel compile contending for that arena, is paid back within a few steps
+(benchmarks/NOTES.md).
 """
 
 import ctypes
@@ -18,9 +15,9 @@ import platform
 
 # mallopt(3) parameters (malloc.h).
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
-# glibc stores the trim threshold as a size_t: -1 becomes SIZE_MAX, "never trim". INT_MAX (2 GiB)
-# is not enough: a ResNet-110 step's 1.5 GB temp buffer plus a free neighbour passes it, and the
-# trim then hands the pages back, to be faulted in again (6 of 30 steps instead of 2).
+# glibc stores the trim threshold as a size_t: -1 becomes SIZE_MAX, "never trim". INT_MAX is not
+# enough: a deep ResNet's step buffer plus a free neighbour passes it, and the trim then hands
+# the pages back, to be faulted in again.
 NEVER = -1
 
 _applied: str | None = None

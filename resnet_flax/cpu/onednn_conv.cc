@@ -262,7 +262,7 @@ using Buffer = ffi::AnyBuffer;
 using Result = ffi::Result<ffi::AnyBuffer>;
 
 // x: (N, H, W, C); w: (KH, KW, C, O); y: (N, OH, OW, O). All three float32 or all bfloat16
-// (ops/onednn.py only sends those; checked again here, as XLA would let any through).
+// (cpu/onednn.py only sends those; checked again here, as XLA would let any through).
 ffi::Error Shapes(const Buffer& x, const Buffer& w, const Buffer& y, int64_t sh, int64_t sw,
                   int64_t ph_lo, int64_t ph_hi, int64_t pw_lo, int64_t pw_hi, Geometry* g) {
   ffi::DataType t = x.element_type();

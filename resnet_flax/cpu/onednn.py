@@ -1,11 +1,10 @@
 """oneDNN convolutions for XLA:CPU: `onednn_conv.cc` built on first use, called through jax.ffi.
 
-Why: XLA:CPU's convolution kernels are slow on the small-channel convs of CIFAR ResNets;
-oneDNN's (PyTorch's CPU kernels) run a ResNet-20 train step ~1.7x faster (benchmarks/NOTES.md).
-`conv` is a custom_vjp whose forward pass, input gradient and weight gradient are each one
-oneDNN primitive; tests/test_conv_impls.py checks all three against lax. float32, or bfloat16
-where the CPU computes it natively (`native_bfloat16`: AMX or AVX512-BF16), where oneDNN's
-bfloat16 kernels run 3-8x faster than its float32 ones.
+Why: XLA:CPU's convolution kernels are slow on the small-channel convs of CIFAR ResNets, where
+oneDNN's (PyTorch's CPU kernels) were measured faster (benchmarks/NOTES.md). `conv` is a
+custom_vjp whose forward pass, input gradient and weight gradient are each one oneDNN primitive;
+tests/test_conv_impls.py checks all three against lax. float32, or bfloat16 where the CPU
+computes it natively (`native_bfloat16`: AMX or AVX512-BF16); elsewhere oneDNN would emulate it.
 
 The library comes from the `onednn-cpu-gomp` / `onednn-devel-cpu-gomp` wheels (requirements.txt,
 x86-64 Linux). The shared object is compiled once per (source, jaxlib, oneDNN) into
@@ -31,6 +30,7 @@ from jax import lax
 from jax.typing import DTypeLike
 
 from resnet_flax.errors import UserError
+from resnet_flax.models import conv_vjp
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, 'onednn_conv.cc')
@@ -182,3 +182,7 @@ def _backward(strides, padding, residuals, dy):
 
 
 conv.defvjp(_forward, _backward)
+
+# `conv` behind lax.conv_general_dilated's signature, as flax's nn.Conv calls it: convs it cannot
+# take (dilated, grouped, other dtypes) go to lax unchanged.
+conv_general_dilated = conv_vjp.lax_signature(conv, DTYPES)

@@ -1,6 +1,6 @@
 """Which kernels run the convolutions: `config.model.conv_backend` ('auto', 'xla', 'onednn').
 
-'auto' takes oneDNN's (ops.onednn) where they apply and are faster: the CPU backend, one device,
+'auto' takes oneDNN's (cpu.onednn) where they apply and are faster: the CPU backend, one device,
 float32 compute, or bfloat16 on a CPU with bfloat16 arithmetic (AMX or AVX512-BF16; elsewhere
 oneDNN would emulate it). On one device oneDNN's threads use every core; several CPU devices
 would each start their own (and a custom call in a sharded jit is not split by XLA, it
@@ -12,7 +12,7 @@ import jax
 import ml_collections
 
 from resnet_flax.errors import UserError
-from resnet_flax.ops import onednn
+from resnet_flax.cpu import onednn
 
 BACKENDS = ('auto', 'xla', 'onednn')
 
