@@ -29,7 +29,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   except flags.Error as e:
     fail(f'{str(e).rstrip(".")}. Run `python train.py --helpfull` for the flags.')
   except (KeyError, AttributeError) as e:  # ml_collections: an override names no config field
-    from resnet_flax import config_help  # pylint: disable=g-import-not-at-top
+    from resnet_flax.training import config_help  # pylint: disable=g-import-not-at-top
     fail(config_help.unknown_override_message(argv, e))
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str]) -> None:
   del argv
   if not flags.FLAGS['verbosity'].present:  # orbax and jax log every save at INFO
     logging.set_verbosity(logging.WARNING)
-  from resnet_flax import config_help  # pylint: disable=g-import-not-at-top
+  from resnet_flax.training import config_help  # pylint: disable=g-import-not-at-top
   config = config_help.loaded_config(_CONFIG)
   from resnet_flax import train_and_evaluate  # pylint: disable=g-import-not-at-top
   try:

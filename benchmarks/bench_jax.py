@@ -22,7 +22,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 import protocol
 from configs import default
-from resnet_flax import build, evaluation, models, parallel, steps
+from resnet_flax.training import build, evaluation, parallel, steps
+from resnet_flax import models
 from resnet_flax.data.preprocess import Preprocess
 from resnet_flax.cpu import backend, devices, host_memory, runtime
 

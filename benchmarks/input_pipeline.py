@@ -35,11 +35,11 @@ import optax
 from jax.sharding import SingleDeviceSharding
 
 from configs import default
-from resnet_flax import build, steps
+from resnet_flax.training import build, steps
 from resnet_flax.data import augment, batches, host_batches, on_device
 from resnet_flax.data.preprocess import Preprocess
 from resnet_flax.data.dataset import Dataset, Split
-from resnet_flax.train_state import create_train_state
+from resnet_flax.training.train_state import create_train_state
 
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 

@@ -53,7 +53,7 @@ def run_variant(model: str, overrides: dict, patch: str | None, steps: int, repe
   from configs import default
   get_config = default.get_config
 
-  from resnet_flax import config_help
+  from resnet_flax.training import config_help
 
   def patched():
     return config_help.set_fields(get_config(), overrides)
@@ -82,7 +82,7 @@ def run_init_and_layout(model: str) -> dict:
   import jax
   import jax.numpy as jnp
   from configs import default
-  from resnet_flax import build
+  from resnet_flax.training import build
   from resnet_flax.cpu import runtime
   config = default.get_config()
   config.model.name = model

@@ -17,9 +17,9 @@ import numpy as np
 from absl import logging
 
 from resnet_flax import data as data_lib
-from resnet_flax import evaluation
+from resnet_flax.training import evaluation
 from resnet_flax.errors import UserError, exit_on_user_error
-from resnet_flax.restore_run import restore_run
+from resnet_flax.checkpoints.restore_run import restore_run
 
 SPLITS = ('test', 'train')
 

@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from resnet_flax import evaluation
+from resnet_flax.training import evaluation
 from resnet_flax.errors import UserError, exit_on_user_error
-from resnet_flax.restore_run import restore_run
-from resnet_flax.train_state import TrainState
+from resnet_flax.checkpoints.restore_run import restore_run
+from resnet_flax.training.train_state import TrainState
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 BATCH_SIZE = 128  # images per forward pass; fewer inputs make one smaller batch

@@ -15,7 +15,7 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from configs import default  # noqa: E402
-from resnet_flax import config_help  # noqa: E402
+from resnet_flax.training import config_help  # noqa: E402
 
 
 def pytest_configure(config):

@@ -24,8 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import build, data, evaluation, parallel, steps, train_and_evaluate
-from resnet_flax.metrics_log import read_records
+from resnet_flax.training import build, evaluation, parallel, steps
+
+from resnet_flax import data, train_and_evaluate
+from resnet_flax.reporting.metrics_log import read_records
 from tests.conftest import small_config
 
 FAST = {'model.name': 'resnet8'}  # the fewest layers to compile: the numbers are the point

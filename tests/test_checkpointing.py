@@ -164,8 +164,8 @@ def test_checkpoint_of_another_run_is_refused_and_kept(tmp_path, make_config):
     ('test_accuracy', [0.5, 0.9, 0.3, 0.4, 0.2], 2), ('test_loss', [0.5, 0.1, 0.3, 0.4, 0.2], 2)])
 def test_keeps_newest_and_best(tmp_path, make_config, metric, values, best):
   import jax
-  from resnet_flax import build
-  from resnet_flax.checkpointing import Checkpointer
+  from resnet_flax.training import build
+  from resnet_flax.checkpoints.checkpointing import Checkpointer
   config = make_config()
   model = build.create_model(config.model, 10)
   state, _, _ = build.create_state(config, model, (8, 8, 3), 1)
@@ -200,7 +200,7 @@ def test_device_count_changes(tmp_path):
 
 
 def test_cosine_runs_cannot_be_extended(make_config):
-  from resnet_flax import resume
+  from resnet_flax.checkpoints import resume
   saved = make_config(num_epochs=2).to_dict()
   assert resume.config_differences(saved, make_config(num_epochs=2)) == []
   diffs = resume.config_differences(saved, make_config(num_epochs=4))
@@ -230,7 +230,7 @@ def test_zero_intervals_are_refused_at_start(tmp_path, make_config, key):
 
 
 def test_metrics_log_survives_a_cut_last_line(tmp_path):
-  from resnet_flax.metrics_log import MetricsLog
+  from resnet_flax.reporting.metrics_log import MetricsLog
   log = MetricsLog(str(tmp_path))
   log.write({'step': 1, 'loss': 1.0}, 'one')
   log.write({'step': 2, 'loss': 0.5}, 'two')

@@ -5,8 +5,10 @@ import math
 
 import pytest
 
-from resnet_flax import durations, train_and_evaluate
-from resnet_flax.checkpointing import Checkpointer
+from resnet_flax.training import durations
+
+from resnet_flax import train_and_evaluate
+from resnet_flax.checkpoints.checkpointing import Checkpointer
 from resnet_flax.errors import UserError
 
 

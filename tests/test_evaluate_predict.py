@@ -16,7 +16,7 @@ from resnet_flax import data as data_lib
 from resnet_flax import evaluate, predict, train_and_evaluate
 from resnet_flax.errors import UserError
 from resnet_flax.errors import exit_on_user_error
-from resnet_flax.restore_run import restore_run
+from resnet_flax.checkpoints.restore_run import restore_run
 from tests.conftest import small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -139,7 +139,7 @@ def test_batch_norm_matches_flax_with_gradients_through_its_statistics():
 def test_batch_norm_is_recomputed_by_default_on_cpu_only(monkeypatch):
   """The cpu runtime's choice: recomputed on CPU with either conv backend and dtype, where it was
   measured faster; flax's elsewhere, and in the plain parts, unless the config says 'on'."""
-  from resnet_flax import build
+  from resnet_flax.training import build
   from resnet_flax.cpu import runtime
   from tests.conftest import small_config
   x = jnp.zeros((2, 16, 16, 3))
@@ -166,7 +166,7 @@ def test_batch_norm_is_recomputed_by_default_on_cpu_only(monkeypatch):
 def test_config_recompute_bn_sets_the_models_norm():
   """`--config.model.recompute_bn` reaches the model; a wrong value says what it accepts."""
   from configs import default
-  from resnet_flax import build
+  from resnet_flax.training import build
   from resnet_flax.cpu import runtime
   config = default.get_config().model
   config.conv_backend = 'xla'

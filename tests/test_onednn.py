@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from resnet_flax import build
+from resnet_flax.training import build
 from resnet_flax.errors import UserError
 from resnet_flax.cpu import backend, onednn, runtime
 from tests.conftest import small_config

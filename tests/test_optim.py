@@ -8,7 +8,7 @@ import optax
 import pytest
 
 from configs import default
-from resnet_flax import optim
+from resnet_flax.training import optim
 from resnet_flax.errors import UserError
 
 
@@ -260,7 +260,7 @@ def test_adamw_with_coupled_decay_points_to_adam():
 
 
 def test_label_smoothing_matches_its_formula():
-  from resnet_flax.steps import cross_entropy
+  from resnet_flax.training.steps import cross_entropy
   logits = jnp.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
   labels = jnp.array([0, 2])
   logp = np.asarray(jax.nn.log_softmax(logits))

@@ -18,10 +18,12 @@ import numpy as np
 import optax
 import pytest
 
-from resnet_flax import build, evaluation, parallel, steps, train_and_evaluate
-from resnet_flax.checkpointing import Checkpointer
+from resnet_flax.training import build, evaluation, parallel, steps
+
+from resnet_flax import train_and_evaluate
+from resnet_flax.checkpoints.checkpointing import Checkpointer
 from resnet_flax.errors import UserError
-from resnet_flax.metrics_log import read_records
+from resnet_flax.reporting.metrics_log import read_records
 from resnet_flax.cpu import devices as cpu_devices, onednn
 from tests.conftest import small_config
 
@@ -160,7 +162,7 @@ CPU_DEVICES_PROBE = '''
 import json, sys
 import jax
 from configs import default
-from resnet_flax import config_help
+from resnet_flax.training import config_help
 from resnet_flax.cpu import devices
 config = config_help.set_fields(default.get_config(), json.loads(sys.argv[1]))
 said = devices.configure(config)

@@ -8,7 +8,7 @@ import sys
 import matplotlib.image
 import pytest
 
-from resnet_flax import plot
+from resnet_flax.reporting import plot
 from resnet_flax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

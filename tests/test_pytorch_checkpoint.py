@@ -21,8 +21,8 @@ import pytest
 
 from resnet_flax.errors import UserError
 from resnet_flax.models import create_model
-from resnet_flax.models.from_pytorch import check_compatible, cifar_resnet_variables
-from resnet_flax.pytorch_checkpoint import load_state_dict
+from resnet_flax.pytorch.from_pytorch import check_compatible, cifar_resnet_variables
+from resnet_flax.pytorch.checkpoint import load_state_dict
 
 # --- A writer of torch's file formats, without torch ----------------------------------------------
 

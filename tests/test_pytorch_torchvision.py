@@ -15,7 +15,7 @@ from test_pytorch_checkpoint import (abstract_variables, akamaster_state_dict, s
 
 from resnet_flax.errors import UserError
 from resnet_flax.models import create_model
-from resnet_flax.models.from_pytorch import (check_compatible, cifar_resnet_variables,
+from resnet_flax.pytorch.from_pytorch import (check_compatible, cifar_resnet_variables,
                                              load_pytorch_weights, pytorch_variables,
                                              torchvision_resnet_variables)
 

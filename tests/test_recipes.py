@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from ml_collections import config_flags
 
-from resnet_flax import build, durations, optim, train_and_evaluate
+from resnet_flax.training import build, durations, optim
+
+from resnet_flax import train_and_evaluate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = sorted(

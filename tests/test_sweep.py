@@ -17,7 +17,7 @@ from configs import default
 from resnet_flax import sweep
 from resnet_flax.errors import UserError
 from resnet_flax.sweep import cli, local, results, slurm
-from resnet_flax.tensorboard import flatten_config
+from resnet_flax.reporting.tensorboard import flatten_config
 from tests.conftest import small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

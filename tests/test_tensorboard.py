@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.util import tensor_util
 
-from resnet_flax import tensorboard
+from resnet_flax.reporting import tensorboard
 from tests.conftest import small_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,7 +91,7 @@ def test_only_process_zero_writes(tmp_path, monkeypatch):
 _WITHOUT_KERAS = '''
 import sys
 from resnet_flax.data.tf_cpu import tensorflow
-from resnet_flax.tensorboard import TensorBoardWriter
+from resnet_flax.reporting.tensorboard import TensorBoardWriter
 with TensorBoardWriter(sys.argv[1]) as writer:
   writer.scalars(1, {'loss': 0.5}, 'train')
   writer.hparams({'optim': {'learning_rate': 0.1}}, {'step': 1, 'accuracy': 0.9})

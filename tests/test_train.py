@@ -14,7 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from resnet_flax import train_and_evaluate
-from resnet_flax.restore_run import restore_run
+from resnet_flax.checkpoints.restore_run import restore_run
 from tests.test_data import write_prepared_metadata
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,8 +160,8 @@ def test_cli_trains_and_overrides_apply(tmp_path):
 
 def test_init_from_a_pytorch_checkpoint(tmp_path, make_config):
   """`--config.model.init_from=x.th` starts from those weights (lr 0 keeps them for the check)."""
-  from resnet_flax.checkpointing import Checkpointer
-  from resnet_flax.models import from_pytorch
+  from resnet_flax.checkpoints.checkpointing import Checkpointer
+  from resnet_flax.pytorch import from_pytorch
   from tests.test_pytorch_checkpoint import akamaster_state_dict, state_dict, write_checkpoint
   arrays = akamaster_state_dict(np.random.default_rng(0))
   write_checkpoint(tmp_path / 'resnet20.th', {'state_dict': state_dict(arrays)}, legacy=True)

@@ -13,7 +13,7 @@ import dataclasses
 import jax
 import ml_collections
 
-from resnet_flax import build
+from resnet_flax.training import build
 from resnet_flax.cpu import backend, compile_cache, devices, host_memory, onednn
 from resnet_flax.models import layers, parts as parts_lib
 

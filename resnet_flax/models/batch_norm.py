@@ -2,10 +2,9 @@
 
 Why: autodiff of flax's BatchNorm makes the forward store `x - mean` for the backward; this
 one keeps only x and the per-channel statistics and recomputes the normalised values where the
-backward reads them (one activation-sized write and read less per BN), and its HLO is smaller:
-with oneDNN's float32 convs, steps ~6% faster and ResNet-110's step compiles in 4.6 s instead of
-4.9; its gradient of `scale` from sum(g * x) keeps the backward from writing the normalised
-values out either: ~6% more (benchmarks/NOTES.md). Same variables (`scale`, `bias`; `mean`,
+backward reads them (one activation-sized write and read less per BN), and its HLO is smaller;
+its gradient of `scale` from sum(g * x) keeps the backward from writing the normalised values
+out either. Where that is faster: benchmarks/NOTES.md. Same variables (`scale`, `bias`; `mean`,
 `var` in `batch_stats`), statistics (flax's fast variance, E[x^2] - E[x]^2), running averages
 and gradients as nn.BatchNorm over NHWC inputs (tests/test_models.py).
 """

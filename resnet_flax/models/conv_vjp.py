@@ -2,8 +2,7 @@
 
 Why: inside a loop body (nn.scan over blocks) XLA:CPU does not rewrite autodiff's gradient
 convolutions (batch and feature dimensions swapped) into its fast kernels and runs a naive
-loop instead: a scanned ResNet-20 step 16 instead of 268 img/s (jax-ml/jax#12868,
-benchmarks/NOTES.md). Written out in the standard form, both gradients take the fast path at
+loop instead, many times slower (jax-ml/jax#12868, benchmarks/NOTES.md). Written out in the standard form, both gradients take the fast path at
 any nesting. Same function and gradients as `lax.conv_general_dilated`
 (tests/test_conv_impls.py); stride and explicit padding only, no dilation or groups, as every
 ResNet conv here is.

@@ -3,8 +3,10 @@
 import flax.linen as nn
 import ml_collections
 
-from resnet_flax.models import from_pytorch, scan_layout
-from resnet_flax.train_state import TrainState, with_ema
+from resnet_flax.models import scan_layout
+
+from resnet_flax.pytorch import from_pytorch
+from resnet_flax.training.train_state import TrainState, with_ema
 
 
 def init_from_pytorch(state: TrainState, model: nn.Module,

@@ -11,8 +11,8 @@ import numpy as np
 import tqdm
 
 from resnet_flax.errors import UserError
-from resnet_flax.metrics_log import MetricsLog
-from resnet_flax.parallel import fetch_metrics
+from resnet_flax.reporting.metrics_log import MetricsLog
+from resnet_flax.training.parallel import fetch_metrics
 
 
 class Progress:

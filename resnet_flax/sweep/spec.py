@@ -14,7 +14,7 @@ from typing import Any
 
 import ml_collections
 
-from resnet_flax import config_help
+from resnet_flax.training import config_help
 from resnet_flax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -11,7 +11,7 @@ import re
 import time
 from typing import Any, TextIO
 
-from resnet_flax.metrics_log import read_records
+from resnet_flax.reporting.metrics_log import read_records
 
 _MARKER = re.compile(r'^=== \S+ \S+ (start|exit (-?\d+))')
 

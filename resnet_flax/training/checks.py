@@ -6,10 +6,10 @@ import shutil
 
 import ml_collections
 
-from resnet_flax.checkpointing import checkpoint_bytes
+from resnet_flax.checkpoints.checkpointing import checkpoint_bytes
 from resnet_flax.data import Dataset
 from resnet_flax.errors import UserError
-from resnet_flax.train_state import TrainState
+from resnet_flax.training.train_state import TrainState
 
 
 def best_metric(config: ml_collections.ConfigDict, dataset: Dataset) -> str:

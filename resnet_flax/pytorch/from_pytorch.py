@@ -28,7 +28,7 @@ import numpy as np
 from flax import traverse_util
 
 from resnet_flax.errors import UserError
-from resnet_flax.pytorch_checkpoint import load_state_dict
+from resnet_flax.pytorch.checkpoint import load_state_dict
 
 
 class _Layout(NamedTuple):

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from resnet_flax.train_state import TrainState
+from resnet_flax.training.train_state import TrainState
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,

@@ -6,10 +6,12 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from resnet_flax import durations, models, optim, parallel
+from resnet_flax.training import durations, optim, parallel
+
+from resnet_flax import models
 from resnet_flax.errors import UserError
 from resnet_flax.models import parts as parts_lib
-from resnet_flax.train_state import TrainState, create_train_state
+from resnet_flax.training.train_state import TrainState, create_train_state
 
 
 def create_model(cfg: ml_collections.ConfigDict, num_classes: int,

@@ -12,11 +12,11 @@ import flax.linen as nn
 import jax
 import ml_collections
 
-from resnet_flax import build
-from resnet_flax.checkpointing import Checkpointer
+from resnet_flax.training import build
+from resnet_flax.checkpoints.checkpointing import Checkpointer
 from resnet_flax.cpu import runtime as cpu_runtime
 from resnet_flax.errors import UserError
-from resnet_flax.train_state import TrainState
+from resnet_flax.training.train_state import TrainState
 
 Run = tuple[ml_collections.ConfigDict, nn.Module, TrainState, dict[str, Any]]
 

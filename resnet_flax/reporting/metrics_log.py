@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import tqdm
 
-from resnet_flax.tensorboard import TensorBoardWriter
+from resnet_flax.reporting.tensorboard import TensorBoardWriter
 
 
 class MetricsLog:

@@ -9,19 +9,21 @@ import jax
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax import (build, durations, evaluation, models, optim, parallel, plot, report,
-                         resume, steps)
+from resnet_flax.training import build, durations, evaluation, optim, parallel, steps
+from resnet_flax import models
+from resnet_flax.reporting import plot, report
+from resnet_flax.checkpoints import resume
 from resnet_flax import data as data_lib
 from resnet_flax.data.feed import Feed
 from resnet_flax.training import checks
-from resnet_flax.checkpointing import Checkpointer
-from resnet_flax.metrics_log import MetricsLog
+from resnet_flax.checkpoints.checkpointing import Checkpointer
+from resnet_flax.reporting.metrics_log import MetricsLog
 from resnet_flax.cpu import runtime as cpu_runtime
-from resnet_flax.preemption import PreemptionGuard
-from resnet_flax.profiling import StepProfiler
+from resnet_flax.training.preemption import PreemptionGuard
+from resnet_flax.reporting.profiling import StepProfiler
 from resnet_flax.pytorch.init_from import init_from_pytorch
 from resnet_flax.reporting.progress import Progress
-from resnet_flax.train_state import TrainState
+from resnet_flax.training.train_state import TrainState
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from absl import logging
 from orbax.checkpoint import checkpoint_managers
 
 from resnet_flax.errors import UserError
-from resnet_flax.train_state import TrainState
+from resnet_flax.training.train_state import TrainState
 
 
 class Checkpointer:
