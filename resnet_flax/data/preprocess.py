@@ -9,6 +9,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from typing import Any
+
 import numpy as np
 
 from resnet_flax.data.dataset import Dataset, input_shape
@@ -65,3 +67,15 @@ def normalization_mean(ds: Dataset, shape: tuple[int, int, int]) -> np.ndarray:
   if mean.shape[:2] == tuple(shape[:2]):
     return mean
   return np.asarray(resize(jnp.asarray(mean), tuple(shape[:2])))
+
+
+def data_record(dataset: Dataset, image_shape: tuple[int, ...]) -> dict[str, Any]:
+  """What evaluation and prediction need to know of the data without loading it.
+
+  'mean' is per channel, or the per-pixel mean image at the input size (He et al.'s
+  normalisation): prediction subtracts whichever it finds.
+  """
+  return {'name': dataset.name, 'image_shape': list(image_shape),
+          'num_classes': dataset.num_classes,
+          'mean': normalization_mean(dataset, image_shape).tolist(),
+          'std': list(dataset.std), 'label_names': list(dataset.label_names)}

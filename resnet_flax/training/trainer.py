@@ -4,25 +4,22 @@ import functools
 import time
 from typing import Any
 
-import flax.linen as nn
 import jax
 import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from resnet_flax.training import build, durations, evaluation, optim, parallel, steps
-from resnet_flax import models
-from resnet_flax.reporting import plot, report
-from resnet_flax.checkpoints import resume
 from resnet_flax import data as data_lib
-from resnet_flax.data.feed import Feed
-from resnet_flax.training import checks
+from resnet_flax.checkpoints import resume
 from resnet_flax.checkpoints.checkpointing import Checkpointer
-from resnet_flax.reporting.metrics_log import MetricsLog
 from resnet_flax.cpu import runtime as cpu_runtime
-from resnet_flax.training.preemption import PreemptionGuard
-from resnet_flax.reporting.profiling import StepProfiler
+from resnet_flax.data.feed import Feed
 from resnet_flax.pytorch.init_from import init_from_pytorch
+from resnet_flax.reporting import banner, plot, report
+from resnet_flax.reporting.metrics_log import MetricsLog
+from resnet_flax.reporting.profiling import StepProfiler
 from resnet_flax.reporting.progress import Progress
+from resnet_flax.training import build, checks, durations, evaluation, parallel, steps
+from resnet_flax.training.preemption import PreemptionGuard
 from resnet_flax.training.train_state import TrainState
 
 
@@ -71,7 +68,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     log.print(f'Initialised from {config.model.init_from}.')
   log.drop_after(int(state.step))  # records a killed run wrote past its last checkpoint
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
-  log.print(_describe(config, model, dataset, image_shape, total_steps, feed.where,
+  log.print(banner.describe(config, model, dataset, image_shape, total_steps, feed.where,
                       runtime.cpu_devices, parts.why, runtime.compile_cache))
 
   step_fn = functools.partial(
@@ -94,7 +91,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ckpt.save(state, {'config': config.to_dict(), 'step': int(state.step),
                       'epoch': int(state.step) / steps_per_epoch, 'seed': config.seed,
                       'pending': parallel.fetch_metrics(progress.pending),
-                      'data': _data_record(dataset, image_shape)},
+                      'data': data_lib.data_record(dataset, image_shape)},
               metrics=metrics)
 
   step = int(state.step)
@@ -151,31 +148,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   return final
 
 
-def _describe(config: ml_collections.ConfigDict, model: nn.Module, dataset: data_lib.Dataset,
-              image_shape: tuple[int, ...], total_steps: int, data_from: str,
-              cpu_devices: str, parts: str, cache: str) -> str:
-  """The model table and one line on how the run is laid out, printed at start."""
-  table = models.summarize(model, image_shape).table(
-      f'{config.model.name} on {dataset.name} ({len(dataset.train):,} train / '
-      f'{len(dataset.test):,} test images, input {"x".join(map(str, image_shape))}):')
-  devices = jax.device_count()
-  lr = optim.peak_learning_rate(config.optim, config.batch_size)
-  how = f' ({cpu_devices})' if jax.default_backend() == 'cpu' else ''
-  return (f'{table}\n{jax.process_count()} process(es), {devices} {jax.default_backend()} '
-          f'device(s){how}, {config.parallel.mode} with {config.parallel.batch_norm} BatchNorm, '
-          f'{parts}, '
-          f'training data {data_from}; '
-          f'{total_steps:,} steps of {config.batch_size} ({config.batch_size // devices} per '
-          f'device), peak lr {lr:g}; {cache}.')
-
-
-def _data_record(dataset: data_lib.Dataset, image_shape: tuple[int, ...]) -> dict[str, Any]:
-  """What evaluation and prediction need to know of the data without loading it.
-
-  'mean' is per channel, or the per-pixel mean image at the input size (He et al.'s
-  normalisation): prediction subtracts whichever it finds.
-  """
-  return {'name': dataset.name, 'image_shape': list(image_shape),
-          'num_classes': dataset.num_classes,
-          'mean': data_lib.normalization_mean(dataset, image_shape).tolist(),
-          'std': list(dataset.std), 'label_names': list(dataset.label_names)}
