@@ -259,3 +259,7 @@ def _check_value(config: ml_collections.ConfigDict, key: str, value: Any, sweep:
   except TypeError as e:
     raise UserError(f'Sweep file {sweep.path}: {key}={value!r} does not fit the config field '
                     f'({e}). Give a value of the field\'s type ({type(node).__name__}).') from None
+  from resnet_flax.training import config_rules  # pylint: disable=g-import-not-at-top (jax)
+  problem = config_rules.field_problem(key, value)
+  if problem:
+    raise UserError(f'Sweep file {sweep.path}: {problem}')

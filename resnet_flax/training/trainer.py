@@ -18,7 +18,8 @@ from resnet_flax.reporting import banner, plot, report
 from resnet_flax.reporting.metrics_log import MetricsLog
 from resnet_flax.reporting.profiling import StepProfiler
 from resnet_flax.reporting.progress import Progress
-from resnet_flax.training import build, checks, durations, evaluation, parallel, steps
+from resnet_flax.training import (build, checks, config_rules, durations, evaluation, parallel,
+                                  steps)
 from resnet_flax.training.preemption import PreemptionGuard
 from resnet_flax.training.train_state import TrainState
 
@@ -29,6 +30,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   A SIGTERM/SIGINT saves a checkpoint and returns early with {'preempted': True, ...}.
   """
   started = time.perf_counter()
+  config_rules.validate(config)  # every field's type and range, before anything starts
   checks.check_intervals(config)
   parallel.check_config(config.parallel)
   # Before JAX starts: host allocator, CPU device split, compilation cache (resnet_flax.cpu).
