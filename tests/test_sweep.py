@@ -120,6 +120,8 @@ def test_trial_arguments_put_fixed_overrides_first(tmp_path):
      'Did you mean config.optim.learning_rate'),
     ("{'config': 'configs/digits.py', 'grid': {'optim.learning_rate': ['fast']}}",
      'does not fit the config field'),
+    ("{'config': 'configs/digits.py', 'grid': {'batch_size': [32, 0]}}",
+     '--config.batch_size=0 must be at least 1'),
     ("{'config': 'configs/digits.py', 'grid': {'seed': [1, 2]}}", 'list seeds under "seeds"'),
     ("{'config': 'configs/digits.py', 'random': {'optim.momentum': (0.8, 0.9)}, 'num_samples': 2}",
      'use uniform(a, b)'),

@@ -136,13 +136,18 @@ RULES: dict[str, Rule] = {
 
 
 def leaves(config: Mapping[str, Any], prefix: str = '') -> Iterator[tuple[str, Any]]:
-  """(dotted path, value) of every field of a ConfigDict or nested dict, depth first."""
+  """(dotted path, value) of every field of a ConfigDict or nested dict, depth first; a field
+  with a rule is a leaf even where it holds a dict (which its rule then refuses)."""
   for key, value in config.items():
     path = f'{prefix}{key}'
-    if isinstance(value, Mapping) or hasattr(value, 'items') and not isinstance(value, str):
+    if _is_section(value) and path not in RULES:
       yield from leaves(value, f'{path}.')
     else:
       yield path, value
+
+
+def _is_section(value: Any) -> bool:
+  return isinstance(value, Mapping) or hasattr(value, 'items') and not isinstance(value, str)
 
 
 def field_problem(path: str, value: Any) -> str | None:
@@ -151,6 +156,8 @@ def field_problem(path: str, value: Any) -> str | None:
   problem = rule.problem(value) if rule else None
   if problem is None:
     return None
+  if _is_section(value):
+    value = dict(value)
   return (f'--config.{path}={value!r} must be {problem}. Change it in the config file or the '
           '--config override.')
 

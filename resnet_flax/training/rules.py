@@ -118,7 +118,7 @@ def string(nonempty: bool = False, what: str = '') -> Rule:
     return isinstance(v, str) and (bool(v) or not nonempty)
   words = 'a non-empty string' if nonempty else 'a string'
   return Rule(f'{words}{f" ({what})" if what else ""}', accepts,
-              (1, True, None, ('a',), *([''] if nonempty else [])))
+              (1, 1.5, True, None, ('a',), *([''] if nonempty else [])))
 
 
 def increasing_ints(example: str) -> Rule:
