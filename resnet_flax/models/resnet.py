@@ -242,7 +242,7 @@ class ResNet(nn.Module):
   final_norm: bool = False
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
-  dtype: Any = jnp.float32  # compute dtype; params, BN statistics and logits stay float32
+  dtype: Any = jnp.float32  # compute dtype; params, BN statistics and logits stay float32 (or wider)
   block_options: Any = None  # extra block fields, e.g. {'dropout_rate': 0.3}
   scan_blocks: bool = False
   bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
@@ -276,4 +276,4 @@ class ResNet(nn.Module):
       x = relu(norm(name='final_bn')(x))
     x = jnp.mean(x, axis=(1, 2))
     x = nn.Dense(self.num_classes, dtype=self.dtype, name='head')(x)
-    return jnp.asarray(x, jnp.float32)
+    return jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))  # float64 stays (x64 tests)
