@@ -1,4 +1,5 @@
 # Two commands: `make test` and `make train [CONFIG=configs/X.py] [WORKDIR=DIR] [ARGS='--config.a=b']`.
+# `make test` runs the fast tests; `make ci` (= `make test-all`) every test, as .ci/run does.
 # Both create .venv on first use; the install reruns only when requirements.txt or pyproject.toml change.
 # `make bench [BENCH_ARGS='--models resnet20 --repeats 3']`: benchmarks/suite.py, ours vs PyTorch;
 # PyTorch lives only in .venv-bench (made on first use), never in .venv.
@@ -13,7 +14,7 @@ BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-torch-2.13.0
 BENCH_ARGS ?=
 
-.PHONY: install test test-all train bench bench-venv clean-venv
+.PHONY: install test test-all ci train bench bench-venv clean-venv
 
 install: $(STAMP)
 
@@ -27,8 +28,8 @@ $(STAMP): requirements.txt pyproject.toml
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" --durations=15
 
-test-all: $(STAMP)
-	$(PY) -m pytest
+test-all ci: $(STAMP)
+	$(PY) -m pytest --durations=15
 
 train: $(STAMP)
 	$(PY) train.py --config $(CONFIG) --workdir $(WORKDIR) $(ARGS)

@@ -60,7 +60,6 @@ def _makefile_targets() -> set[str]:
 def test_readme_is_short_and_names_only_what_exists():
   text = _readme()
   assert len(text.splitlines()) <= MAX_LINES, f'README.md has {len(text.splitlines())} lines'
-  assert '../shared' not in text
 
   modules = set(re.findall(r'python -m (resnet_flax(?:\.\w+)*)', text))
   assert modules, 'README names no `python -m resnet_flax.X` command'
