@@ -1,5 +1,6 @@
 """`train_and_evaluate(config, workdir)`: the library seam that train.py and the tests call."""
 
+import contextlib
 import functools
 import time
 from typing import Any
@@ -9,7 +10,7 @@ import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from resnet_flax import data as data_lib
-from resnet_flax.checkpoints import resume
+from resnet_flax.checkpoints import resume, workdir_lock
 from resnet_flax.checkpoints.checkpointing import Checkpointer
 from resnet_flax.cpu import runtime as cpu_runtime
 from resnet_flax.data.feed import Feed
@@ -35,6 +36,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   runtime = cpu_runtime.prepare(config)
   parallel.initialize_distributed(config.parallel)
   checks.check_writable(workdir)
+  lock = workdir_lock.acquire(workdir, jax.process_index(), jax.process_count())
+  # `cleanup` closes the checkpointer on any error before interpreter shutdown (orbax's threads
+  # would print tracebacks otherwise), then releases the lock.
+  with contextlib.ExitStack() as cleanup:
+    cleanup.callback(lock.release)
+    return _train(config, workdir, runtime, started, cleanup)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime.Runtime,
+           started: float, cleanup: contextlib.ExitStack) -> dict[str, Any]:
   dataset = data_lib.load_dataset(config)
   mesh = parallel.data_mesh()
   checks.check_batch_sizes(config, dataset, jax.device_count(), jax.process_count())
@@ -56,6 +67,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   log = MetricsLog(workdir, tensorboard=config.tensorboard)
   ckpt = Checkpointer(workdir, keep=config.checkpoint_keep, keep_best=config.checkpoint_keep_best,
                       best_metric=checks.best_metric(config, dataset))
+  cleanup.callback(ckpt.close)
   restored = ckpt.restore_latest_readable(
       state, check=lambda meta: resume.check_same_run(meta['config'], config, ckpt.directory))
   pending: list[dict[str, Any]] = []  # per-step training metrics not yet logged
