@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
-from absl import logging
 from orbax.checkpoint import checkpoint_managers
 
+from resnet_flax.checkpoints import quiet
 from resnet_flax.errors import UserError
 from resnet_flax.training.train_state import TrainState
 
@@ -66,6 +66,7 @@ class Checkpointer:
 
   def restore(self, step: int, target: TrainState) -> TrainState:
     """Restores `step` onto `target`'s structure, shapes and current shardings."""
+    quiet.drop_stray_loop_tracebacks()  # a failed read's stray TensorStore callbacks print them
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     return self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract))).state
@@ -101,22 +102,23 @@ class Checkpointer:
       step, error = failed[0]
       raise UserError(
           f'None of the {len(failed)} checkpoints in {self.directory} could be restored; the '
-          f'newest, step {step}, failed with {type(error).__name__}: {str(error)[:300]}. Nothing '
+          f'newest, step {step}, failed with {quiet.describe(error)}. Nothing '
           'was moved or deleted. If the code, the libraries or the model changed since they were '
           'written, go back to the versions that wrote them; to start over, use a new --workdir.')
     return None
 
   def close(self) -> None:
-    self._manager.close()
+    """Waits for saves in flight and stops orbax's threads; a second call does nothing."""
+    if self._manager is not None:
+      manager, self._manager = self._manager, None
+      manager.close()
 
   def _set_aside(self, step: int, error: Exception) -> None:
     aside = os.path.join(self.workdir, 'corrupt_checkpoints', f'{step}-{int(time.time())}')
     os.makedirs(os.path.dirname(aside), exist_ok=True)
     shutil.move(os.path.join(self.directory, str(step)), aside)
-    message = (f'Checkpoint {step} in {self.directory} cannot be read ({type(error).__name__}: '
-               f'{str(error)[:300]}); moved it to {aside} and trying the one before it.')
-    logging.warning(message)
-    print(f'warning: {message}')
+    print(f'warning: Checkpoint {step} in {self.directory} cannot be read '
+          f'({quiet.describe(error)}); moved it to {aside} and trying the one before it.')
     self._manager.close()
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
 
