@@ -111,7 +111,7 @@ class Checkpointer:
     """Waits for saves in flight and stops orbax's threads; a second call does nothing."""
     if self._manager is not None:
       manager, self._manager = self._manager, None
-      manager.close()
+      _close(manager)
 
   def _set_aside(self, step: int, error: Exception) -> None:
     aside = os.path.join(self.workdir, 'corrupt_checkpoints', f'{step}-{int(time.time())}')
@@ -119,7 +119,7 @@ class Checkpointer:
     shutil.move(os.path.join(self.directory, str(step)), aside)
     print(f'warning: Checkpoint {step} in {self.directory} cannot be read '
           f'({quiet.describe(error)}); moved it to {aside} and trying the one before it.')
-    self._manager.close()
+    _close(self._manager)
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
 
   def _save_error(self, error: Exception) -> UserError:
@@ -127,6 +127,19 @@ class Checkpointer:
         f'Saving a checkpoint to {self.directory} failed ({type(error).__name__}: '
         f'{str(error)[:300]}). The checkpoints saved before it are intact. Free disk space or '
         'fix the permissions of --workdir, then rerun the same command to resume.')
+
+
+def _close(manager: ocp.CheckpointManager) -> None:
+  """close(), after the clean-up of temporary directories that the manager starts on creation.
+
+  orbax's close() does not wait for that clean-up thread (its save() does); after an early
+  error (e.g. a bad init_from) the thread would outlive the main thread and print
+  "cannot schedule new futures after interpreter shutdown" with a traceback.
+  """
+  await_cleanup = getattr(manager, '_maybe_await_cleanup_tmp_directory', None)  # private API
+  if await_cleanup is not None:
+    await_cleanup()
+  manager.close()
 
 
 def checkpoint_bytes(state: TrainState) -> int:
