@@ -19,6 +19,9 @@ from resnet_flax.errors import UserError
 from resnet_flax.training.train_state import TrainState
 
 
+SLOW_WAIT_TEST_HOOK = 'RESNET_FLAX_TEST_HOOK_SLOW_WAIT_S'  # see _slow_wait_test_hook
+
+
 class Checkpointer:
   """Saves `{state, meta}` under workdir/checkpoints/<step>."""
 
@@ -55,6 +58,7 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until every started save is on disk; raises UserError if one failed."""
+    _slow_wait_test_hook()
     try:
       self._manager.wait_until_finished()
     except Exception as e:
@@ -127,6 +131,15 @@ class Checkpointer:
         f'Saving a checkpoint to {self.directory} failed ({type(error).__name__}: '
         f'{str(error)[:300]}). The checkpoints saved before it are intact. Free disk space or '
         'fix the permissions of --workdir, then rerun the same command to resume.')
+
+
+def _slow_wait_test_hook() -> None:
+  """Test hook: $RESNET_FLAX_TEST_HOOK_SLOW_WAIT_S=seconds makes every wait() announce itself
+  and last that long, so that a test can signal a run while its final save is in progress."""
+  seconds = os.environ.get(SLOW_WAIT_TEST_HOOK)
+  if seconds:
+    print(f'test hook: waiting {seconds} s for the checkpoint', flush=True)
+    time.sleep(float(seconds))
 
 
 def _close(manager: ocp.CheckpointManager) -> None:

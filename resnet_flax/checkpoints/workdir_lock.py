@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from resnet_flax.errors import UserError
+from resnet_flax.training import startup_signals
 
 LOCK_NAME = 'train.lock'
 
@@ -73,6 +74,7 @@ class WorkdirLock:
     if not self.held:
       raise self._refusal(self._read() or {'host': '?', 'pid': '?'})
     atexit.register(self.release)
+    startup_signals.on_stop(self.release)  # a signal outside the loop ends with os._exit
     return self
 
   def release(self) -> None:

@@ -111,7 +111,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime
   final = None  # the metrics of an evaluation at the final step
   profiler = StepProfiler(workdir, config.profile_steps)
   try:
-    with PreemptionGuard() as guard:
+    with PreemptionGuard(config.parallel.preemption_check_every_steps) as guard:
       for epoch in range(step // steps_per_epoch, when.num_epochs):
         first = step - epoch * steps_per_epoch
         for inputs in progress.epoch(epoch, first, feed.epoch(epoch, first, runner)):
@@ -120,7 +120,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime
           profiler.after_step(metrics['loss'])
           step += 1
           progress.step_done(step, metrics, when.log_now(step))
-          evaluated, preempted = None, guard.requested()
+          evaluated, preempted = None, guard.requested(step)
           eval_now, save_now = when.eval_now(step), preempted or when.checkpoint_now(step)
           if eval_now or save_now:
             with progress.timer.paused():  # the logged img/s are training's alone
@@ -138,7 +138,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime
             return {'preempted': True, 'step': step}
           if step == total_steps:
             break
-    ckpt.wait()
+      ckpt.wait()  # inside the guard: a signal now lets the final save finish, then stops
+      if guard.requested(step, final=True):
+        log.print(f'Stopped after saving step {step} to {ckpt.directory}; rerun the same '
+                  'command to finish.')
+        return {'preempted': True, 'step': step}
   finally:
     profiler.stop()
     ckpt.close()  # lets saves in flight finish: an error keeps the last good checkpoint
