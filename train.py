@@ -5,7 +5,11 @@
 Rerunning the same command on the same workdir resumes from its newest checkpoint.
 """
 
-from resnet_flax.cpu import host_memory
+from resnet_flax.training import startup_signals
+
+startup_signals.install()  # first: a SIGTERM/SIGINT during start-up stops cleanly, exit 0
+
+from resnet_flax.cpu import host_memory  # noqa: E402  pylint: disable=wrong-import-position
 
 host_memory.keep_freed_memory()  # before TensorFlow's and JAX's threads exist: see host_memory
 

@@ -136,6 +136,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.parallel.cpu_devices = 0  # split a CPU host into this many XLA devices sharing the batch;
   #   0: auto, 4 (else 2) when both batch sizes divide, global BN, one process and XLA's convs
   #   (oneDNN's use every core from one device); no effect on GPU/TPU (resnet_flax/cpu/devices.py)
+  config.parallel.preemption_check_every_steps = 10  # multi-process runs agree on a SIGTERM/SIGINT
+  #   stop every this many steps (a host-wide sync each time); one process needs no sync
   config.parallel.transfer_guard = 'disallow'  # jax.transfer_guard around the step: implicit
   #   host<->device copies are errors ('allow', 'log', 'disallow')
 

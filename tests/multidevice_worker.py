@@ -8,8 +8,8 @@
       one per-device-BN step vs a per-shard reference computed device by device
   python tests/multidevice_worker.py eval_totals
       summed eval_step outputs of a fresh ResNet-8 over the synthetic test set, at awkward batch sizes
-  python tests/multidevice_worker.py process WORKDIR ADDRESS NUM_PROCESSES PROCESS_ID MODE ON_DEVICE
-      one process of a multi-process run (jax.distributed on 127.0.0.1)
+  python tests/multidevice_worker.py process WORKDIR ADDRESS NUM_PROCESSES PROCESS_ID MODE ON_DEVICE [OVERRIDES]
+      one process of a multi-process run (jax.distributed on 127.0.0.1); OVERRIDES: config JSON
 """
 
 import functools
@@ -113,12 +113,14 @@ def four_devices(workdir: str) -> dict:
 
 
 def process(workdir: str, address: str, num_processes: str, process_id: str, mode: str,
-            on_device: str) -> dict:
+            on_device: str, overrides: str = '{}') -> dict:
   config = small_config(**FAST, **{'parallel.coordinator_address': address,
                                    'parallel.num_processes': int(num_processes),
                                    'parallel.process_id': int(process_id), 'parallel.mode': mode,
-                                   'data.on_device': on_device})
+                                   'data.on_device': on_device, **json.loads(overrides)})
   result = train_and_evaluate(config, workdir)
+  if result.get('preempted'):
+    return {'process_index': jax.process_index(), 'preempted': True, 'step': result['step']}
   return {'process_index': jax.process_index(), 'devices': jax.device_count(),
           'local_devices': jax.local_device_count(), 'test_loss': result['test_loss']}
 

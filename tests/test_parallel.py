@@ -8,9 +8,11 @@ import functools
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -132,6 +134,33 @@ def test_two_processes_match_one_process(tmp_path_factory, mode, on_device):
   ckpt = Checkpointer(str(tmp_path), keep=1, read_only=True)
   assert ckpt.steps() == [3, 6]
   ckpt.close()
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_of_two_processes_saves_the_same_step_on_both(tmp_path):
+  """They agree every preemption_check_every_steps steps, with no collective in between."""
+  overrides = json.dumps({'num_epochs': 20, 'optim.schedule': 'constant',
+                          'parallel.preemption_check_every_steps': 4})
+  address = f'127.0.0.1:{free_port()}'
+  procs = [run_worker('process', str(tmp_path), address, '2', str(i), 'jit', 'off', overrides,
+                      devices=2) for i in range(2)]
+  deadline = time.monotonic() + 300
+  log = tmp_path / 'metrics.jsonl'
+  while not (log.exists() and any(r['step'] >= 2 for r in read_records(str(log)))):
+    assert time.monotonic() < deadline and procs[1].poll() is None
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGTERM)
+  results = [result_of(p) for p in procs]  # both exit 0
+  assert all(r['preempted'] for r in results)
+  saved = results[0]['step']
+  assert results[1]['step'] == saved and saved % 4 == 0 and saved < 60, results
+  assert Checkpointer(str(tmp_path), keep=1, read_only=True).latest_step() == saved
+  address = f'127.0.0.1:{free_port()}'
+  rerun = [run_worker('process', str(tmp_path), address, '2', str(i), 'jit', 'off', overrides,
+                      devices=2) for i in range(2)]
+  assert all('test_loss' in result_of(p) for p in rerun)
+  steps_logged = [r['step'] for r in read_records(str(log)) if 'loss' in r]
+  assert steps_logged == list(range(1, 61))  # resumed after `saved`: every step logged once
 
 
 def test_multi_host_start_after_jax_started_is_a_user_error(make_config):

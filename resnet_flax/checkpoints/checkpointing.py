@@ -12,11 +12,14 @@ from typing import Any, Callable
 
 import jax
 import orbax.checkpoint as ocp
-from absl import logging
 from orbax.checkpoint import checkpoint_managers
 
+from resnet_flax.checkpoints import quiet
 from resnet_flax.errors import UserError
 from resnet_flax.training.train_state import TrainState
+
+
+SLOW_WAIT_TEST_HOOK = 'RESNET_FLAX_TEST_HOOK_SLOW_WAIT_S'  # see _slow_wait_test_hook
 
 
 class Checkpointer:
@@ -55,6 +58,7 @@ class Checkpointer:
 
   def wait(self) -> None:
     """Blocks until every started save is on disk; raises UserError if one failed."""
+    _slow_wait_test_hook()
     try:
       self._manager.wait_until_finished()
     except Exception as e:
@@ -66,6 +70,7 @@ class Checkpointer:
 
   def restore(self, step: int, target: TrainState) -> TrainState:
     """Restores `step` onto `target`'s structure, shapes and current shardings."""
+    quiet.drop_stray_loop_tracebacks()  # a failed read's stray TensorStore callbacks print them
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     return self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract))).state
@@ -101,23 +106,24 @@ class Checkpointer:
       step, error = failed[0]
       raise UserError(
           f'None of the {len(failed)} checkpoints in {self.directory} could be restored; the '
-          f'newest, step {step}, failed with {type(error).__name__}: {str(error)[:300]}. Nothing '
+          f'newest, step {step}, failed with {quiet.describe(error)}. Nothing '
           'was moved or deleted. If the code, the libraries or the model changed since they were '
           'written, go back to the versions that wrote them; to start over, use a new --workdir.')
     return None
 
   def close(self) -> None:
-    self._manager.close()
+    """Waits for saves in flight and stops orbax's threads; a second call does nothing."""
+    if self._manager is not None:
+      manager, self._manager = self._manager, None
+      _close(manager)
 
   def _set_aside(self, step: int, error: Exception) -> None:
     aside = os.path.join(self.workdir, 'corrupt_checkpoints', f'{step}-{int(time.time())}')
     os.makedirs(os.path.dirname(aside), exist_ok=True)
     shutil.move(os.path.join(self.directory, str(step)), aside)
-    message = (f'Checkpoint {step} in {self.directory} cannot be read ({type(error).__name__}: '
-               f'{str(error)[:300]}); moved it to {aside} and trying the one before it.')
-    logging.warning(message)
-    print(f'warning: {message}')
-    self._manager.close()
+    print(f'warning: Checkpoint {step} in {self.directory} cannot be read '
+          f'({quiet.describe(error)}); moved it to {aside} and trying the one before it.')
+    _close(self._manager)
     self._manager = ocp.CheckpointManager(self.directory, options=self._options)
 
   def _save_error(self, error: Exception) -> UserError:
@@ -125,6 +131,28 @@ class Checkpointer:
         f'Saving a checkpoint to {self.directory} failed ({type(error).__name__}: '
         f'{str(error)[:300]}). The checkpoints saved before it are intact. Free disk space or '
         'fix the permissions of --workdir, then rerun the same command to resume.')
+
+
+def _slow_wait_test_hook() -> None:
+  """Test hook: $RESNET_FLAX_TEST_HOOK_SLOW_WAIT_S=seconds makes every wait() announce itself
+  and last that long, so that a test can signal a run while its final save is in progress."""
+  seconds = os.environ.get(SLOW_WAIT_TEST_HOOK)
+  if seconds:
+    print(f'test hook: waiting {seconds} s for the checkpoint', flush=True)
+    time.sleep(float(seconds))
+
+
+def _close(manager: ocp.CheckpointManager) -> None:
+  """close(), after the clean-up of temporary directories that the manager starts on creation.
+
+  orbax's close() does not wait for that clean-up thread (its save() does); after an early
+  error (e.g. a bad init_from) the thread would outlive the main thread and print
+  "cannot schedule new futures after interpreter shutdown" with a traceback.
+  """
+  await_cleanup = getattr(manager, '_maybe_await_cleanup_tmp_directory', None)  # private API
+  if await_cleanup is not None:
+    await_cleanup()
+  manager.close()
 
 
 def checkpoint_bytes(state: TrainState) -> int:

@@ -13,6 +13,7 @@ import jax
 import ml_collections
 
 from resnet_flax.training import build
+from resnet_flax.checkpoints import quiet
 from resnet_flax.checkpoints.checkpointing import Checkpointer
 from resnet_flax.cpu import runtime as cpu_runtime
 from resnet_flax.errors import UserError
@@ -93,6 +94,6 @@ def _read(ckpt: Checkpointer, step: int, read: Callable[[int], Any]) -> Any:
   try:
     return read(step)
   except Exception as e:  # orbax and tensorstore fail in many ways on a broken checkpoint
-    raise UserError(f'Checkpoint {step} in {ckpt.directory} cannot be read ({type(e).__name__}: '
-                    f'{str(e)[:300]}). It may be damaged or still being written; pass another '
+    raise UserError(f'Checkpoint {step} in {ckpt.directory} cannot be read ({quiet.describe(e)}). '
+                    'It may be damaged or still being written; pass another '
                     '--step.') from e

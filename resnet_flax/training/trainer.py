@@ -1,5 +1,6 @@
 """`train_and_evaluate(config, workdir)`: the library seam that train.py and the tests call."""
 
+import contextlib
 import functools
 import time
 from typing import Any
@@ -9,7 +10,7 @@ import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from resnet_flax import data as data_lib
-from resnet_flax.checkpoints import resume
+from resnet_flax.checkpoints import resume, workdir_lock
 from resnet_flax.checkpoints.checkpointing import Checkpointer
 from resnet_flax.cpu import runtime as cpu_runtime
 from resnet_flax.data.feed import Feed
@@ -37,6 +38,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   runtime = cpu_runtime.prepare(config)
   parallel.initialize_distributed(config.parallel)
   checks.check_writable(workdir)
+  lock = workdir_lock.acquire(workdir, jax.process_index(), jax.process_count())
+  # `cleanup` closes the checkpointer on any error before interpreter shutdown (orbax's threads
+  # would print tracebacks otherwise), then releases the lock.
+  with contextlib.ExitStack() as cleanup:
+    cleanup.callback(lock.release)
+    return _train(config, workdir, runtime, started, cleanup)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime.Runtime,
+           started: float, cleanup: contextlib.ExitStack) -> dict[str, Any]:
   dataset = data_lib.load_dataset(config)
   mesh = parallel.data_mesh()
   checks.check_batch_sizes(config, dataset, jax.device_count(), jax.process_count())
@@ -58,6 +69,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   log = MetricsLog(workdir, tensorboard=config.tensorboard)
   ckpt = Checkpointer(workdir, keep=config.checkpoint_keep, keep_best=config.checkpoint_keep_best,
                       best_metric=checks.best_metric(config, dataset))
+  cleanup.callback(ckpt.close)
   restored = ckpt.restore_latest_readable(
       state, check=lambda meta: resume.check_same_run(meta['config'], config, ckpt.directory))
   pending: list[dict[str, Any]] = []  # per-step training metrics not yet logged
@@ -101,7 +113,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   final = None  # the metrics of an evaluation at the final step
   profiler = StepProfiler(workdir, config.profile_steps)
   try:
-    with PreemptionGuard() as guard:
+    with PreemptionGuard(config.parallel.preemption_check_every_steps) as guard:
       for epoch in range(step // steps_per_epoch, when.num_epochs):
         first = step - epoch * steps_per_epoch
         for inputs in progress.epoch(epoch, first, feed.epoch(epoch, first, runner)):
@@ -110,7 +122,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
           profiler.after_step(metrics['loss'])
           step += 1
           progress.step_done(step, metrics, when.log_now(step))
-          evaluated, preempted = None, guard.requested()
+          evaluated, preempted = None, guard.requested(step)
           eval_now, save_now = when.eval_now(step), preempted or when.checkpoint_now(step)
           if eval_now or save_now:
             with progress.timer.paused():  # the logged img/s are training's alone
@@ -128,7 +140,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             return {'preempted': True, 'step': step}
           if step == total_steps:
             break
-    ckpt.wait()
+      ckpt.wait()  # inside the guard: a signal now lets the final save finish, then stops
+      if guard.requested(step, final=True):
+        log.print(f'Stopped after saving step {step} to {ckpt.directory}; rerun the same '
+                  'command to finish.')
+        return {'preempted': True, 'step': step}
   finally:
     profiler.stop()
     ckpt.close()  # lets saves in flight finish: an error keeps the last good checkpoint
