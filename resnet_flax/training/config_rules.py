@@ -118,6 +118,7 @@ RULES: dict[str, Rule] = {
     'parallel.process_id': integer(-1, '-1: detect'),
     'parallel.cpu_devices': non_negative_int('0: auto'),
     'parallel.transfer_guard': one_of(*parallel.TRANSFER_GUARDS),
+    'parallel.preemption_check_every_steps': positive_int(),
 
     'compilation_cache_dir': string(what="a directory, or '' for off"),
     'log_every_steps': positive_int(),
