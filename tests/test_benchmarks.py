@@ -168,6 +168,7 @@ def test_levers_script_measures_a_variant_in_its_own_process():
   assert 'init compile, backend -O0 (s)' in proc.stdout
 
 
+@pytest.mark.slow
 def test_ab_times_two_variants_of_a_model_in_one_process():
   """benchmarks/ab.py: both variants compile and are timed (here over 2 CPU devices); a malformed
   field is refused."""

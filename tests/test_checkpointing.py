@@ -105,6 +105,7 @@ KILL_POINTS = {
 @pytest.mark.parametrize('point', [
     'mid-epoch', pytest.param('epoch-boundary', marks=pytest.mark.slow),
     pytest.param('during-async-save', marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_kill_9_then_rerun_is_bit_identical(point, tmp_path, uninterrupted):
   proc = start(tmp_path)
   reached = wait_until(lambda: KILL_POINTS[point](tmp_path), proc)
@@ -167,6 +168,7 @@ def test_corrupt_newest_checkpoint_is_set_aside_in_one_line(tmp_path, uninterrup
   assert_same_run(tmp_path, uninterrupted)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_run_is_refused_and_kept(tmp_path, make_config):
   config = make_config(num_epochs=1, **{'optim.schedule': 'constant'})
   train_and_evaluate(config, str(tmp_path))

@@ -37,6 +37,7 @@ SLOW_CONFIGS = ('resnet18_cifar100', 'resnet34_cifar100')  # the same recipe as 
 @pytest.mark.parametrize('name', [
     pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CONFIGS else n
     for n in CONFIGS if n not in ('default', 'digits')])
+@pytest.mark.slow
 def test_config_trains_on_synthetic_data_of_its_shape(name, tmp_path):
   """The recipe (model, optimizer, schedule, resize, augmentation) runs end to end, shrunk."""
   config = load(name).get_config()

@@ -40,6 +40,7 @@ def run_worker(mode: str) -> dict:
   return json.loads(out.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @GLIBC_ONLY
 def test_step_temporaries_reuse_their_pages():
   kept, plain = run_worker('keep'), run_worker('off')

@@ -37,6 +37,7 @@ def test_param_count_matches_published(name, classes, expected):
   assert count(variables['params']) == expected
 
 
+@pytest.mark.slow
 def test_forward_shapes_and_dtypes():
   model = create_model('resnet20', num_classes=10)
   x = jnp.ones((2, 32, 32, 3))
@@ -87,7 +88,8 @@ def _train_step_outputs(model, x, synced=False):
   return variables, jax.jit(step)(variables['params'], x)
 
 
-@pytest.mark.parametrize('layout', ['unrolled', 'scanned', 'synced'])
+@pytest.mark.parametrize('layout', ['unrolled', pytest.param('scanned', marks=pytest.mark.slow),
+                                    pytest.param('synced', marks=pytest.mark.slow)])
 def test_recomputed_batch_norm_computes_the_same_step(layout):
   """RecomputedBatchNorm (models/batch_norm.py): same variables, loss, gradients and running
   statistics as nn.BatchNorm, unrolled, scanned and with BN statistics synced over shards."""
@@ -290,6 +292,7 @@ def stage_shapes(name, size, channels=3):
   return dict(summarize(create_model(name, num_classes=10), (size, size, channels)).outputs)
 
 
+@pytest.mark.slow
 def test_tutorial_feature_maps():
   assert stage_shapes('plain_resnet', 32)['stage4'] == (4, 4, 256)
   b96 = stage_shapes('bottleneck96', 96)
@@ -308,6 +311,7 @@ def test_plain_resnet_has_no_batch_norm():
   assert 'batch_stats' not in variables
 
 
+@pytest.mark.slow
 def test_zero_init_last_bn_starts_blocks_as_identity():
   model = create_model('resnet18', num_classes=10, block_options={'zero_init_last_bn': True})
   params = model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)), train=False)['params']
@@ -315,6 +319,7 @@ def test_zero_init_last_bn_starts_blocks_as_identity():
   assert jnp.all(params['stage1_block1']['bn1']['scale'] == 1)
 
 
+@pytest.mark.slow
 def test_wrn_dropout_is_active_only_in_training():
   model = create_model('wrn16_4', num_classes=10, block_options={'dropout_rate': 0.5})
   x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))

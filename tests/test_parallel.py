@@ -69,6 +69,7 @@ def four_devices(tmp_path_factory):
   return result_of(run_worker('four_devices', str(tmp_path_factory.mktemp('four')), devices=4))
 
 
+@pytest.mark.slow
 def test_jit_and_pmap_on_four_devices_match_one_device(four_devices, one_device_losses):
   runs = four_devices['modes']
   assert len(one_device_losses) == 6
@@ -84,6 +85,7 @@ def test_jit_and_pmap_on_four_devices_match_one_device(four_devices, one_device_
   assert abs(runs['jit-per_device']['losses'][1] - runs['jit-global']['losses'][1]) > 1e-3
 
 
+@pytest.mark.slow
 def test_per_device_bn_step_matches_a_per_shard_reference(four_devices):
   diffs = four_devices['ghost_bn']
   assert diffs['loss'] < 1e-6
@@ -92,6 +94,7 @@ def test_per_device_bn_step_matches_a_per_shard_reference(four_devices):
   assert diffs['global_vs_ghost_stats'] > 1e-3  # the reference is not trivially global BN
 
 
+@pytest.mark.slow
 def test_every_test_image_counts_once_on_1_2_and_4_devices(four_devices):
   """Padded, masked, sharded evaluation: the same sums whatever the batch size and device count."""
   totals = {n: result_of(run_worker('eval_totals', devices=n)) for n in (1, 2)}
@@ -121,6 +124,7 @@ def run_two_processes(workdir, mode: str, on_device: str) -> list[dict]:
     ('jit', 'off'),  # each process's tf.data pipeline yields its slice of every global batch
     pytest.param('pmap', 'on', marks=pytest.mark.slow),  # each device builds its own slice
 ])
+@pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path_factory, mode, on_device):
   tmp_path = tmp_path_factory.mktemp('two_processes')
   one_device_losses = one_device_run(tmp_path_factory.mktemp('one_device'), on_device)
@@ -234,6 +238,7 @@ def test_cpu_devices_after_jax_started_is_a_user_error_unless_it_matches(make_co
     cpu_devices.configure(make_config(**{'parallel.cpu_devices': -1}))
 
 
+@pytest.mark.slow
 def test_transfer_guard_refuses_implicit_copies_in_the_step():
   config, _, state, schedule, rng, batch = tiny_step_setup()
   step = functools.partial(steps.train_step, schedule=schedule)
@@ -244,6 +249,7 @@ def test_transfer_guard_refuses_implicit_copies_in_the_step():
   assert np.isfinite(parallel.fetch_metrics([metrics])[0]['loss'])
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path,
                                                                             make_config):
   cfg = make_config(**{'optim.learning_rate': 1e12, 'optim.schedule': 'constant',
@@ -276,6 +282,7 @@ def test_ema_follows_its_formula_and_is_what_evaluation_uses():
   assert evaluation.eval_variables(state2) is state2.ema
 
 
+@pytest.mark.slow
 def test_sam_takes_the_gradient_at_the_ascended_point():
   rho, lr = 0.05, 0.1
   overrides = {'optim.sam_rho': rho, 'optim.momentum': 0.0, 'optim.weight_decay': 0.0,
@@ -321,6 +328,7 @@ def _name(overrides: dict) -> str:
   return ','.join(f'{k.split(".")[-1]}={v}' for k, v in overrides.items())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('overrides', OPTIMIZER_CONFIGS, ids=_name)
 def test_every_optimizer_and_schedule_lowers_the_loss_on_a_fixed_batch(overrides):
   config, _, state, schedule, rng, batch = tiny_step_setup(

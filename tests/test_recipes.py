@@ -148,6 +148,7 @@ SMOKE = ['he2016_resnet20_cifar10',
          pytest.param('fast94_resnet18_cifar10', marks=pytest.mark.slow)]  # ResNet-18 compiles slowly
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', SMOKE)
 def test_recipe_trains_a_step_on_synthetic_data(name, tmp_path):
   config = load(os.path.join('configs', 'recipes', name + '.py'))

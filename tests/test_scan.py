@@ -66,6 +66,7 @@ def _count(tree):
   return sum(x.size for x in jax.tree.leaves(tree))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name,overrides', MODELS)
 def test_scanned_matches_unrolled(name, overrides):
   # Measured: eval and train logits are bit-identical; BN statistics and gradients differ by
@@ -120,6 +121,7 @@ def test_layout_errors():
     to_unscanned(stacked, (4,))
 
 
+@pytest.mark.slow
 def test_scanned_dropout_uses_static_train_flag():
   """Dropout inside the scanned body switches on with train=True and follows the 'dropout' rng."""
   model = create_model('wrn16_4', num_classes=10, widths=(4, 8, 16), scan_blocks=True,

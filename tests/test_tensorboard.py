@@ -108,6 +108,7 @@ print('ok')
 '''
 
 
+@pytest.mark.slow
 def test_the_writer_needs_no_tensorflow_and_tensorflow_no_keras(tmp_path):
   done = subprocess.run([sys.executable, '-c', _WITHOUT_KERAS, str(tmp_path)], cwd=ROOT,
                         capture_output=True, text=True, timeout=300, check=False)

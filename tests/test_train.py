@@ -42,6 +42,7 @@ def test_cifar10_end_to_end_through_tfds(tmp_path, make_config):
   assert os.listdir(tmp_path / 'run' / 'checkpoints') == ['5']
 
 
+@pytest.mark.slow
 def test_same_seed_is_bit_identical_and_other_seed_differs(tmp_path, make_config):
   runs = {}
   for name, seed in (('a', 0), ('b', 0), ('c', 1)):
@@ -66,6 +67,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, make_config):
   assert train_and_evaluate(config, str(tmp_path / 'cut')) == full
 
 
+@pytest.mark.slow
 def test_digits_clearly_learns_in_bfloat16_with_float32_state(tmp_path):
   """bf16 mixed precision: compute in bfloat16; params, BN statistics and the loss in float32.
 
@@ -85,6 +87,7 @@ def test_digits_clearly_learns_in_bfloat16_with_float32_state(tmp_path):
   assert dtypes == {jnp.dtype('float32')}
 
 
+@pytest.mark.slow
 def test_validation_split_is_evaluated_and_can_choose_the_best_checkpoint(tmp_path, make_config,
                                                                            capsys):
   config = make_config(**{'data.validation_size': 16, 'checkpoint_best_metric': 'val_accuracy',
@@ -97,6 +100,7 @@ def test_validation_split_is_evaluated_and_can_choose_the_best_checkpoint(tmp_pa
   assert result['step'] == 2 * ((96 - 16) // 32)  # the held-out images are not trained on
 
 
+@pytest.mark.slow
 def test_profile_steps_writes_a_trace(tmp_path, make_config):
   train_and_evaluate(make_config(**{'profile_steps': 2, 'model.name': 'resnet8'}), str(tmp_path))
   assert list((tmp_path / 'profile').rglob('*.xplane.pb'))
@@ -125,6 +129,7 @@ def test_misspelt_override_fails_naming_the_valid_keys(tmp_path):
   assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_offline_without_data_stops_quickly_with_guidance(tmp_path):
   proc = run_train('--config', 'configs/default.py', '--workdir', str(tmp_path / 'run'),
                    f'--config.data.data_dir={tmp_path}', '--config.data.download=False',
@@ -158,6 +163,7 @@ def test_cli_trains_and_overrides_apply(tmp_path):
   assert results['step'] == steps[-1] and 0 <= results['test_top5_accuracy'] <= 1
 
 
+@pytest.mark.slow
 def test_init_from_a_pytorch_checkpoint(tmp_path, make_config):
   """`--config.model.init_from=x.th` starts from those weights (lr 0 keeps them for the check)."""
   from resnet_flax.checkpoints.checkpointing import Checkpointer
