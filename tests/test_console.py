@@ -51,7 +51,12 @@ def test_step_lines_at_one_cadence_with_step_epoch_rate_and_eta(tmp_path, captur
   assert [(int(m[1]), int(m[2])) for m in tests] == [(3, 1), (6, 2)]
   with open(os.path.join(tmp_path, 'metrics.jsonl')) as f:
     records = [json.loads(line) for line in f]
-  assert [r['step'] for r in records if 'loss' in r] == [2, 3, 4, 6]
+  train = [r for r in records if 'loss' in r]
+  assert [r['step'] for r in train] == [2, 3, 4, 6]
+  # each step's lr, for plots: the steps each record averages
+  assert [len(r['learning_rate_steps']) for r in train] == [2, 1, 1, 2]
+  assert all(abs(sum(r['learning_rate_steps']) / len(r['learning_rate_steps'])
+                 - r['learning_rate']) < 1e-6 for r in train)
   assert 'train loss' not in capsys.readouterr().out  # the user's handler took them
 
 

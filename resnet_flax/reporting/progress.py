@@ -60,7 +60,10 @@ class Progress:
       return
     self.pending = fetch_metrics(self.pending)  # one device-to-host read per record
     record = mean(self.pending) | {'step': step, 'epoch': step / self.steps_per_epoch,
-                                   'images_per_sec': self.timer.rate()}
+                                   'images_per_sec': self.timer.rate(),
+                                   # each step's own lr, which plots draw (not the mean)
+                                   'learning_rate_steps': [float(np.float32(m['learning_rate']))
+                                                           for m in self.pending]}
     self.check_finite(step)
     self.pending = []
     rate = record['images_per_sec']
