@@ -262,7 +262,7 @@ START_KINDS = {  # what train.py is launched on: (description, extra flags)
                       ['--config.data.dataset=synthetic', '--config.data.synthetic.num_train=50000',
                        '--config.data.synthetic.num_test=10000']),
 }
-STEP_LINE = re.compile(r'^step\s+(\d+) \|')
+STEP_LINE = re.compile(r'^step\s+(\d+)(?:/\d+)? \|')
 SUMMARY_LINE = re.compile(r'^\s+params\s')  # the model summary: data loaded, state initialised
 
 

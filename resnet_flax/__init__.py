@@ -1,6 +1,13 @@
 """resnet_flax: faithful Flax ResNets for CIFAR-style data."""
 
+import os
+import sys
 from typing import Any
+
+# TF_CPP_MIN_LOG_LEVEL as the user set it: JAX's import sets it to '1' when unset, so
+# data/tf_cpu.py, which quiets TensorFlow unless the user asked for its logs, reads it here.
+USER_TF_LOG_LEVEL = (None if 'jax' in sys.modules and os.environ.get('TF_CPP_MIN_LOG_LEVEL') == '1'
+                     else os.environ.get('TF_CPP_MIN_LOG_LEVEL'))
 
 __all__ = ['train_and_evaluate']
 

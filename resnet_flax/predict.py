@@ -2,9 +2,12 @@
 
   python -m resnet_flax.predict --workdir runs/digits [--step N] [--json] FILES...
 
-FILES are PNG/JPEG images, converted to the model's channels and resized (bilinear) to its
-input size, or .npy arrays of pixels in [0, 255]: a batch (N, H, W, C) or one (H, W, C)
-image at the input size. Pixels are normalised with the run's saved mean and std.
+FILES are PNG/JPEG images of any size, converted to the model's channels, or .npy arrays of
+pixels in [0, 255] of any height and width: a batch (N, H, W, C) or one image (H, W, C), with
+the model's channels (or 1, repeated for an RGB model). Every input not at the model's input
+size is resized to it as training resized the checkpoint's data (data/preprocess.resize:
+bilinear, half-pixel centres, no antialiasing), images and .npy batches alike. Pixels are then
+normalised with the run's saved mean and std.
 """
 
 import argparse
@@ -19,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
+from resnet_flax.data import preprocess
 from resnet_flax.training import evaluation
 from resnet_flax.errors import UserError, exit_on_user_error
 from resnet_flax.checkpoints.restore_run import restore_run
@@ -49,7 +53,8 @@ def predict(workdir: str, paths: list[str], step: int | None = None) -> dict[str
 
 def load_inputs(paths: list[str], image_shape: tuple[int, int, int],
                 ) -> tuple[np.ndarray, list[tuple[str, int | None]]]:
-  """float32 (N, H, W, C) pixels in [0, 255], and (file, index in a .npy or None) per image."""
+  """float32 (N, H, W, C) pixels in [0, 255] at `image_shape`, and (file, index in a .npy or
+  None) per image."""
   check_paths(paths)
   images, sources = [], []
   for path in paths:
@@ -59,8 +64,19 @@ def load_inputs(paths: list[str], image_shape: tuple[int, int, int],
     else:
       batch = _read_image(path, image_shape)[None]
       sources.append((path, None))
-    images.append(batch)
+    images.append(fit(batch, image_shape))
   return np.concatenate(images), sources
+
+
+def fit(batch: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
+  """`batch` (N, h, w, C or 1) at the model's (H, W, C): gray repeated for an RGB model, and
+  resized the way training resizes its data."""
+  height, width, channels = image_shape
+  if batch.shape[-1] != channels:
+    batch = np.repeat(batch, channels, axis=-1)  # 1 -> 3, checked by the readers
+  if batch.shape[1:3] != (height, width):
+    batch = np.asarray(jax.jit(preprocess.resize, static_argnums=1)(batch, (height, width)))
+  return batch.astype(np.float32)
 
 
 def check_paths(paths: list[str]) -> None:
@@ -85,16 +101,14 @@ def normalise(images: np.ndarray, mean: list[Any], std: list[float]) -> np.ndarr
 
 def _read_image(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  height, width, channels = image_shape
+  channels = image_shape[2]
   if channels not in (1, 3):
     raise UserError(f'{path}: the model takes {channels}-channel images, which PNG/JPEG files '
                     'do not hold; pass them as a .npy array.')
   try:
     with Image.open(path) as image:
       image = image.convert('L' if channels == 1 else 'RGB')
-      if image.size != (width, height):
-        image = image.resize((width, height), Image.BILINEAR)
-      return np.asarray(image, np.float32).reshape(image_shape)
+      return np.asarray(image, np.float32).reshape(image.height, image.width, channels)
   except Exception as e:  # PIL raises several types for unreadable or broken files
     raise UserError(f'{path}: cannot be read as an image ({type(e).__name__}: {e}). Pass a '
                     'valid PNG or JPEG file.') from None
@@ -106,10 +120,13 @@ def _read_npy(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
   except (OSError, ValueError) as e:
     raise UserError(f'{path}: cannot be read as a .npy array ({e}).') from None
   batch = array[None] if array.ndim == 3 else array
-  if batch.ndim != 4 or batch.shape[1:] != image_shape or not len(batch):
+  channels = image_shape[2]
+  if (batch.ndim != 4 or batch.shape[-1] not in {channels, 1} or not len(batch)
+      or 0 in batch.shape):
     raise UserError(f'{path}: an array of shape {array.shape}, but the model takes images of '
-                    f'shape (H, W, C) = {image_shape}. Pass a batch (N, H, W, C) or a single '
-                    'image (H, W, C) of that size.')
+                    f'{channels} channel(s) (its input is (H, W, C) = {image_shape}). Pass a '
+                    f'batch (N, H, W, {channels}) or a single image (H, W, {channels}), of any '
+                    'height and width (they are resized).')
   if not (np.issubdtype(batch.dtype, np.integer) or np.issubdtype(batch.dtype, np.floating)):
     raise UserError(f'{path}: an array of {batch.dtype}; pass uint8 or float pixels.')
   if batch.dtype != np.uint8 and not (np.isfinite(batch).all() and 0 <= batch.min()

@@ -187,7 +187,7 @@ def test_unreadable_image_exits_2_naming_it(run, tmp_path, capsys):
 
 
 @pytest.mark.parametrize('array, message', [
-    (np.zeros((2, 16, 16, 1), np.uint8), r'shape \(2, 16, 16, 1\)'),
+    (np.zeros((2, 16, 16, 2), np.uint8), r'shape \(2, 16, 16, 2\)'),
     (np.zeros((16, 16), np.uint8), r'shape \(16, 16\)'),
     (np.full((16, 16, 3), 300.0), r'outside \[0, 255\]'),
     (np.full((16, 16, 3), np.nan), r'outside \[0, 255\]'),

@@ -6,7 +6,12 @@ oneDNN would emulate it). On one device oneDNN's threads use every core; several
 would each start their own (and a custom call in a sharded jit is not split by XLA, it
 gathers the batch), so there XLA's convs are used. Either backend computes the same function
 up to float rounding, and the parameters are the same, so a run may switch on resume.
+
+Under 'auto', an op that fails to build or load costs a warning line, not the run: XLA's convs
+are used. An explicit 'onednn' that cannot run is an error.
 """
+
+import logging
 
 import jax
 import ml_collections
@@ -63,5 +68,12 @@ def resolve(model_cfg: ml_collections.ConfigDict, sharded_jit: bool = False) -> 
                     "--config.model.conv_backend=auto to take it only where it applies, or 'xla'.")
   if reason:
     return 'xla', f'auto: {reason}'
-  version = onednn.load()  # builds the op now, so a broken toolchain fails before training
+  try:
+    version = onednn.load()  # builds the op now, so a broken toolchain fails before training
+  except UserError as e:
+    if requested == 'onednn':
+      raise
+    why = str(e).split('\n', 1)[0]
+    logging.getLogger('resnet_flax').warning("XLA's convolutions are used, not oneDNN's: %s", why)
+    return 'xla', f'auto: the oneDNN op is unavailable ({why.split(". ")[0]})'
   return 'onednn', f'oneDNN {version}, {"auto" if requested == "auto" else "model.conv_backend"}'

@@ -7,11 +7,19 @@ malloc arena, no mmap for big blocks and no trimming of the heap, the step reuse
 (thread arenas fall back to mmap whatever M_MMAP_MAX says, hence the one arena). The price, a
 slower parallel compile contending for that arena, is paid back within a few steps
 (benchmarks/NOTES.md).
+
+It changes the whole process's allocator, so a library call (train_and_evaluate) leaves it
+alone: the command line (`tune_for_cli`) applies it to CPU-backend runs unless
+`config.cpu_host_memory_tuning` is False; a program embedding the library may call
+`keep_freed_memory()` itself, before JAX starts.
 """
 
 import ctypes
 import ctypes.util
+import importlib.util
+import os
 import platform
+from typing import Any
 
 # mallopt(3) parameters (malloc.h).
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
@@ -20,7 +28,39 @@ M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 # the pages back, to be faulted in again.
 NEVER = -1
 
+# JAX plugins that give it an accelerator backend (importable names).
+ACCELERATOR_PLUGINS = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm7_plugin', 'libtpu')
+
 _applied: str | None = None
+
+
+def cpu_backend_expected() -> bool:
+  """Whether JAX will run on its CPU backend, judged without starting JAX (which would start
+  the threads the tuning must precede): JAX_PLATFORMS says so, or no accelerator plugin is
+  installed."""
+  platforms = os.environ.get('JAX_PLATFORMS', '').strip().lower()
+  if platforms:
+    return platforms.split(',')[0] == 'cpu'
+  return not any(importlib.util.find_spec(name) for name in ACCELERATOR_PLUGINS)
+
+
+def tune_for_cli(config: Any) -> str:
+  """The command line's choice: tune a CPU-backend run unless `config.cpu_host_memory_tuning`
+  is False; says what it did."""
+  global _applied
+  if not config.get('cpu_host_memory_tuning', True):
+    _applied = _applied or 'host allocator left as it is (cpu_host_memory_tuning=False)'
+    return _applied
+  if not cpu_backend_expected():
+    _applied = _applied or 'host allocator left as it is (an accelerator backend)'
+    return _applied
+  return keep_freed_memory()
+
+
+def status() -> str:
+  """What was done to the host allocator in this process (for the run's start-up lines)."""
+  return _applied or ('host allocator left as it is (a library call; the command line tunes it '
+                      'on CPU)')
 
 
 def keep_freed_memory() -> str:

@@ -9,7 +9,10 @@ computes it natively (`native_bfloat16`: AMX or AVX512-BF16); elsewhere oneDNN w
 The library comes from the `onednn-cpu-gomp` / `onednn-devel-cpu-gomp` wheels (requirements.txt,
 x86-64 Linux). The shared object is compiled once per (source, jaxlib, oneDNN) into
 `~/.cache/resnet_flax/ops` (RESNET_FLAX_OPS_CACHE overrides; CXX picks the compiler), which
-takes a few seconds; later processes load it.
+takes a few seconds; later processes load it. Its SHA-256, written next to it at build time, is
+checked before every load: a damaged file (truncated by a full disk or a kill) is rebuilt, never
+mapped, which could crash the process. A cache folder that cannot be written (read-only, or
+not creatable) gives way to one under the temporary folder.
 """
 
 import ctypes
@@ -93,8 +96,41 @@ def _compiler() -> str:
   return os.environ.get('CXX', 'g++')
 
 
-def _cache_dir() -> str:
-  return os.path.expanduser(os.environ.get('RESNET_FLAX_OPS_CACHE', '~/.cache/resnet_flax/ops'))
+def _writable(folder: str) -> bool:
+  try:
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+      return True
+  except OSError:
+    return False
+
+
+def cache_dir() -> str:
+  """RESNET_FLAX_OPS_CACHE or ~/.cache/resnet_flax/ops, else (not writable) a folder of this
+  user's under the temporary folder."""
+  wanted = os.path.expanduser(os.environ.get('RESNET_FLAX_OPS_CACHE', '~/.cache/resnet_flax/ops'))
+  if _writable(wanted):
+    return wanted
+  fallback = os.path.join(tempfile.gettempdir(), f'resnet_flax_ops_{os.getuid()}')
+  os.makedirs(fallback, exist_ok=True)
+  return fallback
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    for block in iter(lambda: f.read(1 << 20), b''):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def _verified(path: str) -> bool:
+  """Whether `path` is the library as built: its SHA-256 is the one recorded at build time."""
+  try:
+    with open(path + '.sha256', encoding='ascii') as f:
+      return f.read().strip() == _sha256(path)
+  except OSError:
+    return False
 
 
 def _build_command(output: str) -> list[str]:
@@ -111,23 +147,32 @@ def _library_path() -> str:
   key.update(' '.join(_build_command('')).encode())
   key.update(jax.lib.__version__.encode() if hasattr(jax.lib, '__version__') else b'')
   key.update(str(os.stat(os.path.join(_prefix_paths()[0], 'libdnnl.so.3')).st_size).encode())
-  cache = _cache_dir()
+  cache = cache_dir()
   path = os.path.join(cache, f'onednn_conv-{key.hexdigest()[:16]}.so')
-  if os.path.exists(path):
+  if _verified(path):
     return path
-  os.makedirs(cache, exist_ok=True)
   with filelock.FileLock(path + '.lock'):  # processes of one run build it once
-    if os.path.exists(path):
+    if _verified(path):
       return path
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
       built = os.path.join(tmp, 'lib.so')
-      result = subprocess.run(_build_command(built), capture_output=True, text=True, check=False)
-      if result.returncode:
+      try:
+        result = subprocess.run(_build_command(built), capture_output=True, text=True,
+                                check=False)
+      except OSError as e:  # CXX names no program that can run
+        result = subprocess.CompletedProcess([], 127, '', str(e))
+      if result.returncode or not os.path.exists(built):
+        said = [line for line in result.stderr.splitlines() if line.strip()]
         raise UserError(
-            f'Building the oneDNN convolution op failed ({" ".join(_build_command(built))}):\n'
-            f'{result.stderr[-2000:]}\nFix the toolchain ({INSTALL}; a C++17 g++), or train with '
-            "XLA's own convolutions: --config.model.conv_backend=xla.")
-      os.replace(built, path)  # atomic: a concurrent reader sees all of it or nothing
+            f'building the oneDNN convolution op with {_compiler()!r} failed (exit status '
+            f'{result.returncode}{": " + said[-1].strip() if said else ""}). Fix the toolchain '
+            f"({INSTALL}; a C++17 g++, or CXX=...), or train with XLA's own convolutions: "
+            f'--config.model.conv_backend=xla.\nThe command: {" ".join(_build_command(built))}'
+            f'\n{result.stderr[-2000:]}')
+      with open(built + '.sha256', 'w', encoding='ascii') as f:
+        f.write(_sha256(built))
+      os.replace(built, path)  # atomic: a concurrent reader sees all of it or nothing ...
+      os.replace(built + '.sha256', path + '.sha256')  # ... and loads it once this is there
   return path
 
 
@@ -141,7 +186,13 @@ def load() -> str:
   if reason:
     raise UserError(f'oneDNN convolutions (--config.model.conv_backend=onednn) cannot run: '
                     f"{reason}. Or use XLA's own convolutions: --config.model.conv_backend=xla.")
-  library = ctypes.cdll.LoadLibrary(_library_path())
+  path = _library_path()
+  try:
+    library = ctypes.cdll.LoadLibrary(path)
+  except OSError as e:
+    raise UserError(f'loading the oneDNN convolution op {path} failed ({e}). Reinstall oneDNN '
+                    f"({INSTALL}), or train with XLA's own convolutions: "
+                    '--config.model.conv_backend=xla.') from e
   for name, symbol in TARGETS.items():
     jax.ffi.register_ffi_target(PREFIX + name, jax.ffi.pycapsule(getattr(library, symbol)),
                                 platform='cpu')

@@ -1,6 +1,7 @@
 """The one entry a training run calls: `prepare(config)` before JAX starts, `.parts()` after.
 
-`prepare` sets up the process (glibc's allocator: host_memory; the CPU split into devices:
+`prepare` sets up the process (reports glibc's allocator, which the command line tunes:
+host_memory; the CPU split into devices:
 devices; JAX's compilation cache: compile_cache) and says what it did. `Runtime.parts` gives
 the model its convs and BatchNorm: on the CPU backend oneDNN's convs where they apply
 (cpu.backend) and the BatchNorm that recomputes `x - mean` in its backward pass, where both were
@@ -38,7 +39,7 @@ class Runtime:
 
 def prepare(config: ml_collections.ConfigDict) -> Runtime:
   """Sets up this process for `config`; call once, before anything touches a JAX device."""
-  return Runtime(host_memory=host_memory.keep_freed_memory(),  # before JAX's threads start
+  return Runtime(host_memory=host_memory.status(),  # tuned, if at all, by the command line
                  cpu_devices=devices.configure(config),
                  compile_cache=compile_cache.enable(config))
 

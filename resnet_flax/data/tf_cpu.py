@@ -4,10 +4,14 @@ Only tfds reading needs TF. TF 2.21's `import tensorflow` also imports Keras 3 e
 scikit-learn through Keras's wrappers), a large share of its import time (benchmarks/NOTES.md).
 Keras is hidden while TF imports, so TF skips it; `tf.keras` and `import keras` still work
 afterwards, loaded when first used.
+
+TF's C++ logging (TF_CPP_MIN_LOG_LEVEL=2) and its Python logger (ERROR) are quiet unless the user
+set TF_CPP_MIN_LOG_LEVEL: its start-up lines say nothing a resnet_flax user can act on.
 """
 
 import contextlib
 import functools
+import logging
 import os
 import sys
 import types
@@ -17,9 +21,14 @@ from collections.abc import Iterator
 @functools.cache
 def tensorflow() -> types.ModuleType:
   """Imports TF once and hides every GPU from it before any TF op can run."""
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  from resnet_flax import USER_TF_LOG_LEVEL  # pylint: disable=g-import-not-at-top
+  user_asked = USER_TF_LOG_LEVEL is not None
+  if not user_asked:
+    os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'  # JAX's import sets '1' (INFO off, warnings on)
   with _keras_hidden() as hidden:
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if not user_asked:
+    logging.getLogger('tensorflow').setLevel(logging.ERROR)
   if hidden:
     _restore_keras_paths(tf)
   tf.config.set_visible_devices([], 'GPU')

@@ -1,12 +1,13 @@
-"""Metrics to stdout, workdir/metrics.jsonl (one JSON object per line) and TensorBoard; process 0 only."""
+"""Metrics to workdir/metrics.jsonl (one JSON object per line) and TensorBoard, lines to the
+console logger (reporting/console.py); process 0 only."""
 
 import json
 import os
 from typing import Any
 
 import jax
-import tqdm
 
+from resnet_flax.reporting.console import console
 from resnet_flax.reporting.tensorboard import TensorBoardWriter
 
 
@@ -18,9 +19,10 @@ class MetricsLog:
     self.workdir = workdir
     self.tensorboard_on = tensorboard and self.enabled
     self.tensorboard = None  # created at the first record: a run refused at start writes nothing
+    self.console = console()
 
-  def write(self, record: dict[str, Any], line: str) -> None:
-    """Appends `record` to metrics.jsonl (and TensorBoard) and prints `line` above any bar."""
+  def write(self, record: dict[str, Any], line: str | None) -> None:
+    """Appends `record` to metrics.jsonl (and TensorBoard) and logs `line` (None: no line)."""
     if not self.enabled:
       return
     with open(self.path, 'a') as f:
@@ -28,7 +30,8 @@ class MetricsLog:
     if self.tensorboard_on:
       self.tensorboard = self.tensorboard or TensorBoardWriter(self.workdir)
       self.tensorboard.record(record)
-    tqdm.tqdm.write(line)
+    if line is not None:
+      self.console.info(line)
 
   def close(self, config: Any = None, final: dict[str, Any] | None = None) -> None:
     """Ends the TensorBoard file, with the run's config and final metrics for the HParams tab."""
@@ -39,9 +42,9 @@ class MetricsLog:
       self.tensorboard = None
 
   def print(self, line: str) -> None:
-    """Prints `line` on process 0 only (above any progress bar)."""
+    """Logs `line` on process 0 only (the console logger; above any progress bar)."""
     if self.enabled:
-      tqdm.tqdm.write(line)
+      self.console.info(line)
 
   def read(self) -> list[dict[str, Any]]:
     return read_records(self.path) if os.path.exists(self.path) else []

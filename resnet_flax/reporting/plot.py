@@ -2,8 +2,9 @@
 
   python -m resnet_flax.plot runs/a runs/b [...] [--out curves.png]
 
-Three panels: train (solid) and test (dashed, dots) loss against epochs, the same for accuracy,
-and the learning rate against steps. Each run keeps one colour; the legend names runs by their
+Three panels: train (solid) and test (dashed, dots) loss against epochs on one log-scale axis,
+the same for accuracy (linear), and the learning rate of every step against steps (records
+written before it was logged per step give their window's mean at the window's last step). Each run keeps one colour; the legend names runs by their
 directory. `write_run_plots(workdir)` draws one run into workdir/plots/{loss,accuracy,lr}.png.
 Both read metrics.jsonl only, so they work while the run is still training.
 """
@@ -84,7 +85,7 @@ def _draw(ax: Any, panel: str, runs: list[Run], title: str | None = None) -> Non
     train = [r for r in records if 'loss' in r]
     test = [r for r in records if 'test_loss' in r]
     if panel == 'lr':
-      ax.plot([r['step'] for r in train], [r['learning_rate'] for r in train], color=_color(i))
+      ax.plot(*lr_per_step(train), color=_color(i), drawstyle='steps-post')
       continue
     ax.plot([r['epoch'] for r in train], [r[panel] for r in train], color=_color(i), linewidth=1)
     ax.plot([r['epoch'] for r in test], [r[f'test_{panel}'] for r in test], color=_color(i),
@@ -94,9 +95,25 @@ def _draw(ax: Any, panel: str, runs: list[Run], title: str | None = None) -> Non
                        Line2D([], [], color='0.3', label='test', **_TEST_STYLE)], fontsize=8)
   if panel == 'accuracy':
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
+  if panel == 'loss':
+    ax.set_yscale('log')
   ax.set(xlabel='step' if panel == 'lr' else 'epoch', ylabel=_TITLES[panel],
          title=title or _TITLES[panel])
   ax.grid(alpha=0.3)
+
+
+def lr_per_step(train: list[dict[str, Any]]) -> tuple[list[int], list[float]]:
+  """(steps, learning rates): each step's own from 'learning_rate_steps' (the steps that end at
+  the record's step), else the record's mean at its step."""
+  steps, rates = [], []
+  for r in train:
+    per_step = r.get('learning_rate_steps') or [r['learning_rate']]
+    first = r['step'] - len(per_step) + 1
+    for step, rate in enumerate(per_step, first):
+      if not steps or step > steps[-1]:
+        steps.append(step)
+        rates.append(rate)
+  return steps, rates
 
 
 def _save(fig: Any, path: str) -> str:

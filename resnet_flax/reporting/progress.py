@@ -1,5 +1,10 @@
 """What the training loop reports as it goes: step and evaluation lines, training throughput, a
-per-epoch progress bar, and the stop at the first non-finite loss."""
+per-epoch progress bar, and the stop at the first non-finite loss.
+
+metrics.jsonl gets a training record every `log_now(step)` (log_every_steps and epoch ends); the
+console gets one line at a single cadence, every log_every_steps and at the last step, each
+saying `step s/S | epoch e/E | ... | img/s | ETA`, on a terminal and in a log file alike.
+"""
 
 import contextlib
 import time
@@ -12,19 +17,22 @@ import tqdm
 
 from resnet_flax.errors import UserError
 from resnet_flax.reporting.metrics_log import MetricsLog
+from resnet_flax.training.durations import Durations
 from resnet_flax.training.parallel import fetch_metrics
 
 
 class Progress:
-  """Per-step training metrics, averaged into one line every `log_now(step)`."""
+  """Per-step training metrics, averaged into a record every `log_now(step)`."""
 
-  def __init__(self, log: MetricsLog, batch_size: int, steps_per_epoch: int, num_epochs: int,
-               show_bar: bool, pending: list[dict[str, Any]]):
+  def __init__(self, log: MetricsLog, batch_size: int, when: Durations, show_bar: bool,
+               pending: list[dict[str, Any]], clock: Callable[[], float] = time.perf_counter):
     """`pending`: metrics of steps not yet logged (a resumed checkpoint carries them)."""
-    self.log, self.steps_per_epoch, self.num_epochs = log, steps_per_epoch, num_epochs
+    self.log, self.when, self.clock = log, when, clock
+    self.steps_per_epoch, self.num_epochs = when.steps_per_epoch, when.num_epochs
     self.show_bar = show_bar and log.enabled
     self.pending = pending
-    self.timer = Throughput(batch_size)
+    self.timer = Throughput(batch_size, clock)
+    self.eta = Eta(when.total_steps, clock)
     self._bar = None
 
   def epoch(self, epoch: int, first: int, inputs: Iterable[Any]) -> Iterator[Any]:
@@ -37,20 +45,33 @@ class Progress:
     finally:
       self._bar.close()
 
+  def where(self, step: int) -> str:
+    """'step s/S | epoch e/E': the epoch that `step` ends or belongs to."""
+    width = len(str(self.when.total_steps))
+    epoch = (step - 1) // self.steps_per_epoch + 1 if step else 0
+    return (f'step {step:>{width}}/{self.when.total_steps} | '
+            f'epoch {epoch:>{len(str(self.num_epochs))}}/{self.num_epochs}')
+
   def step_done(self, step: int, metrics: dict[str, jax.Array], log_now: bool) -> None:
     self.pending.append(metrics)
     self.timer.tick(metrics['loss'])
+    self.eta.tick(step, metrics['loss'])
     if not log_now:
       return
-    self.pending = fetch_metrics(self.pending)  # one device-to-host read per log line
+    self.pending = fetch_metrics(self.pending)  # one device-to-host read per record
     record = mean(self.pending) | {'step': step, 'epoch': step / self.steps_per_epoch,
-                                   'images_per_sec': self.timer.rate()}
+                                   'images_per_sec': self.timer.rate(),
+                                   # each step's own lr, which plots draw (not the mean)
+                                   'learning_rate_steps': [float(np.float32(m['learning_rate']))
+                                                           for m in self.pending]}
     self.check_finite(step)
     self.pending = []
     rate = record['images_per_sec']
-    self.log.write(record, f'step {step:>6} | train loss {record["loss"]:.4f} '
+    console = step % self.when.log_every == 0 or step == self.when.total_steps
+    self.log.write(record, f'{self.where(step)} | train loss {record["loss"]:.4f} '
                    f'acc {record["accuracy"]:.2%} | lr {record["learning_rate"]:.4g} | '
-                   + (f'{rate:.0f} img/s' if np.isfinite(rate) else 'compiling'))
+                   + (f'{rate:.0f} img/s' if np.isfinite(rate) else 'compiling')
+                   + f' | ETA {self.eta.left(step)}' if console else None)
     if self._bar is not None:
       self._bar.set_postfix(loss=f'{record["loss"]:.3f}', img_s=f'{rate:.0f}')
 
@@ -59,7 +80,7 @@ class Progress:
     val = (f' | val loss {metrics["val_loss"]:.4f} acc {metrics["val_accuracy"]:.2%}'
            if 'val_loss' in metrics else '')
     self.log.write({'step': step, 'epoch': epoch, **metrics},
-                   f'step {step:>6} (epoch {epoch:.4g}) | test loss {metrics["test_loss"]:.4f} '
+                   f'{self.where(step)} | test loss {metrics["test_loss"]:.4f} '
                    f'acc {metrics["test_accuracy"]:.2%}{val}')
 
   def check_finite(self, step: int) -> None:
@@ -111,6 +132,36 @@ class Throughput:
     rate = self.steps * self.batch_size / (now - self.start)
     self.start, self.steps = now, 0
     return rate
+
+
+class Eta:
+  """Time left, from the wall-clock time per step since the first step finished (it compiles):
+  evaluations and checkpoints count, as they will for the steps left."""
+
+  def __init__(self, total_steps: int, clock: Callable[[], float] = time.perf_counter):
+    self.total_steps, self.clock = total_steps, clock
+    self.start, self.first = None, 0
+
+  def tick(self, step: int, output: jax.Array) -> None:
+    if self.start is None:
+      output.block_until_ready()
+      self.start, self.first = self.clock(), step
+
+  def left(self, step: int) -> str:
+    if self.start is None or step <= self.first:
+      return '?'
+    seconds = (self.clock() - self.start) / (step - self.first) * (self.total_steps - step)
+    return duration(seconds)
+
+
+def duration(seconds: float) -> str:
+  """'45s', '12m05s', '3h02m'."""
+  seconds = round(seconds)
+  if seconds < 60:
+    return f'{seconds}s'
+  if seconds < 3600:
+    return f'{seconds // 60}m{seconds % 60:02d}s'
+  return f'{seconds // 3600}h{seconds % 3600 // 60:02d}m'
 
 
 def mean(metrics: list[dict[str, Any]]) -> dict[str, float]:

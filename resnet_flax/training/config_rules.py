@@ -121,6 +121,7 @@ RULES: dict[str, Rule] = {
     'parallel.preemption_check_every_steps': positive_int(),
 
     'compilation_cache_dir': string(what="a directory, or '' for off"),
+    'cpu_host_memory_tuning': boolean(),
     'log_every_steps': positive_int(),
     'eval_every_epochs': positive_int('a large value makes it rare'),
     'eval_every_steps': non_negative_int('0: off'),

@@ -97,8 +97,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime
   evaluate = functools.partial(evaluation.evaluate_splits, dataset, config.eval_batch_size,
                                evaluator)
 
-  progress = Progress(log, config.batch_size, steps_per_epoch, when.num_epochs,
-                      config.progress_bar, pending)
+  progress = Progress(log, config.batch_size, when, config.progress_bar, pending)
 
   def save(state: TrainState, metrics: dict[str, float] | None) -> None:
     progress.check_finite(int(state.step))  # never checkpoint a diverged state
