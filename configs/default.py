@@ -24,6 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dtype = 'float32'  # compute dtype ('bfloat16' for mixed precision)
   config.model.bn_momentum = 0.9  # flax convention: 0.9 here == PyTorch's momentum=0.1
   config.model.bn_epsilon = 1e-5  # PyTorch's default
+  config.model.bn_running_var = 'unbiased'  # what BN's running variance averages: 'unbiased', the
+  #   batch variance * n / (n - 1), as torch.nn.BatchNorm2d does; 'biased', as flax and Keras do
+  #   (training is unaffected: batches are normalised with the biased variance either way)
   config.model.dropout_rate = 0.0  # between the convs of pre-activation basic blocks (WRN)
   config.model.zero_init_last_bn = False  # zero the last BN scale of each residual branch
   config.model.scan_blocks = False  # nn.scan over each stage's repeated blocks: compile time flat

@@ -10,9 +10,9 @@ from resnet_flax.training.train_state import TrainState
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, label_smoothing: float = 0.0,
                   targets: jax.Array | None = None) -> jax.Array:
-  """Per-example float32 cross-entropy against one-hot labels (or soft `targets`, e.g. from
-  mixup) smoothed towards uniform (Szegedy et al.)."""
-  logits = logits.astype(jnp.float32)
+  """Per-example cross-entropy against one-hot labels (or soft `targets`, e.g. from mixup)
+  smoothed towards uniform (Szegedy et al.), in float32 (float64 logits stay float64)."""
+  logits = logits.astype(jnp.promote_types(logits.dtype, jnp.float32))
   if targets is None and not label_smoothing:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   if targets is None:
