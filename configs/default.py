@@ -101,6 +101,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.adam_b1 = 0.9  # Adam only
   config.optim.adam_b2 = 0.999  # Adam only
   config.optim.adam_eps = 1e-8  # Adam only (PyTorch's default)
+  config.optim.adam_eps_placement = 'corrected'  # Adam only: eps is added to sqrt of the
+  #   bias-corrected second moment ('corrected': PyTorch, optax) or of the raw one ('raw': Keras,
+  #   whose adam_eps default is 1e-7); training/adam_eps.py
   config.optim.lars_trust_coefficient = 0.001  # LARS only: the layer-wise lr is this x |w| / |g|
   config.optim.weight_decay = 1e-4  # how it is applied: weight_decay_mode
   config.optim.weight_decay_mode = 'coupled'  # 'coupled': L2 added to the gradient, as
@@ -118,6 +121,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.decay_factor = 0.1  # ... by this factor ('step' and 'exponential')
   config.optim.milestones_unit = 'epochs'  # 'step': unit of milestones, 'epochs' or 'steps'
   config.optim.decay_every_epochs = 1.0  # 'exponential': multiply by decay_factor this often
+  config.optim.decay_begin_epochs = 0.0  # 'exponential': the first period starts after this many
+  #   epochs (1.0: PyTorch's StepLR stepped as scheduler.step(epoch) at each epoch's end)
   config.optim.warmup_epochs = 0.0  # linear warm-up from 0 first (not 'onecycle' nor 'he2016')
   config.optim.onecycle_pct_start = 0.25  # 'onecycle': fraction of the steps rising to the lr ...
   config.optim.onecycle_div_factor = 25.0  # ... from lr / onecycle_div_factor; then cosine down ...

@@ -360,3 +360,13 @@ def test_unbiased_running_variance_is_pytorchs(norm_cls):
     var = np.var(np.asarray(x).reshape(n, 2), axis=0, ddof=1 if unbiased else 0)
     np.testing.assert_allclose(updates['batch_stats']['var'], 0.9 + 0.1 * var, rtol=1e-5)
   np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-6)
+
+
+def test_tutorial_resnet18_is_the_pytorch_lessons_net():
+  """The lesson's ResNet-18 (biased convs, 3x3 projections) on 1-channel images: its PyTorch
+  model's 12,556,426 parameters (torchvision's resnet18 with a 10-class head: 11,181,642)."""
+  variables = abstract_variables(create_model('tutorial_resnet18', num_classes=10), (1, 32, 32, 1))
+  assert count(variables['params']) == 12_556_426
+  shortcut = variables['params']['stage2_block1']['shortcut']['conv']
+  assert shortcut['kernel'].shape == (3, 3, 64, 128) and shortcut['bias'].shape == (128,)
+  assert 'shortcut' not in variables['params']['stage1_block1']
