@@ -7,6 +7,7 @@ zero_grad, backward, optimizer.step; the scheduler steps at the end of each (com
 """
 
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -43,8 +44,10 @@ def train(recipe: recipes.Recipe, dtype: str, steps: int) -> dict[str, np.ndarra
     loss.backward()
     optimizer.step()
     if (i + 1) % recipe.steps_per_epoch == 0:  # an epoch's end
-      if recipe.scheduler_gets_epoch:
-        scheduler.step(i // recipe.steps_per_epoch)
+      if recipe.scheduler_gets_epoch:  # deprecated in torch, hence its warning silenced
+        with warnings.catch_warnings():
+          warnings.simplefilter('ignore', UserWarning)
+          scheduler.step(i // recipe.steps_per_epoch)
       else:
         scheduler.step()
     losses.append(loss.item())
