@@ -3,6 +3,8 @@
 # Both create .venv on first use; the install reruns only when requirements.txt or pyproject.toml change.
 # `make bench [BENCH_ARGS='--models resnet20 --repeats 3']`: benchmarks/suite.py, ours vs PyTorch;
 # PyTorch lives only in .venv-bench (made on first use), never in .venv.
+# `make parity [PARITY_ARGS='akamaster_resnet20 --steps 100']`: fidelity/, our train step against
+# the reference trainers' in PyTorch, float64 and float32 (docs/fidelity.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -13,8 +15,9 @@ ARGS ?=
 BENCH_VENV := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed-torch-2.13.0
 BENCH_ARGS ?=
+PARITY_ARGS ?=
 
-.PHONY: install test test-all ci train bench bench-venv clean-venv
+.PHONY: install test test-all ci train bench bench-venv parity clean-venv
 
 install: $(STAMP)
 
@@ -38,6 +41,9 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(PY) benchmarks/suite.py --torch-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
 
 bench-venv: $(BENCH_STAMP)
+
+parity: $(STAMP) $(BENCH_STAMP)
+	$(PY) -m fidelity --torch-python $(BENCH_VENV)/bin/python $(PARITY_ARGS)
 
 # torch==2.13.0 takes the CPU wheel where pip's find-links has one (as on the development
 # machines); from PyPI alone, Linux gets the much larger CUDA build.

@@ -24,6 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dtype = 'float32'  # compute dtype ('bfloat16' for mixed precision)
   config.model.bn_momentum = 0.9  # flax convention: 0.9 here == PyTorch's momentum=0.1
   config.model.bn_epsilon = 1e-5  # PyTorch's default
+  config.model.bn_running_var = 'unbiased'  # what BN's running variance averages: 'unbiased', the
+  #   batch variance * n / (n - 1), as torch.nn.BatchNorm2d does; 'biased', as flax and Keras do
+  #   (training is unaffected: batches are normalised with the biased variance either way)
   config.model.dropout_rate = 0.0  # between the convs of pre-activation basic blocks (WRN)
   config.model.zero_init_last_bn = False  # zero the last BN scale of each residual branch
   config.model.scan_blocks = False  # nn.scan over each stage's repeated blocks: compile time flat
@@ -98,6 +101,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.adam_b1 = 0.9  # Adam only
   config.optim.adam_b2 = 0.999  # Adam only
   config.optim.adam_eps = 1e-8  # Adam only (PyTorch's default)
+  config.optim.adam_eps_placement = 'corrected'  # Adam only: eps is added to sqrt of the
+  #   bias-corrected second moment ('corrected': PyTorch, optax) or of the raw one ('raw': Keras,
+  #   whose adam_eps default is 1e-7); training/adam_eps.py
   config.optim.lars_trust_coefficient = 0.001  # LARS only: the layer-wise lr is this x |w| / |g|
   config.optim.weight_decay = 1e-4  # how it is applied: weight_decay_mode
   config.optim.weight_decay_mode = 'coupled'  # 'coupled': L2 added to the gradient, as
@@ -115,6 +121,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.optim.decay_factor = 0.1  # ... by this factor ('step' and 'exponential')
   config.optim.milestones_unit = 'epochs'  # 'step': unit of milestones, 'epochs' or 'steps'
   config.optim.decay_every_epochs = 1.0  # 'exponential': multiply by decay_factor this often
+  config.optim.decay_begin_epochs = 0.0  # 'exponential': the first period starts after this many
+  #   epochs (1.0: PyTorch's StepLR stepped as scheduler.step(epoch) at each epoch's end)
   config.optim.warmup_epochs = 0.0  # linear warm-up from 0 first (not 'onecycle' nor 'he2016')
   config.optim.onecycle_pct_start = 0.25  # 'onecycle': fraction of the steps rising to the lr ...
   config.optim.onecycle_div_factor = 25.0  # ... from lr / onecycle_div_factor; then cosine down ...

@@ -10,7 +10,7 @@ import pytest
 from resnet_flax.errors import UserError
 from resnet_flax.models import create_model, list_models, summarize
 from resnet_flax.models import parts
-from resnet_flax.models.layers import RecomputedBatchNorm, conv, relu
+from resnet_flax.models.layers import RecomputedBatchNorm, UnfusedBatchNorm, conv, relu
 
 # docs/reference.md: learnable params (BN scale/bias included).
 PARAM_COUNTS = [
@@ -172,12 +172,14 @@ def test_config_recompute_bn_sets_the_models_norm():
   from resnet_flax.cpu import runtime
   config = default.get_config().model
   config.conv_backend = 'xla'
-  for value, on_cpu in (('auto', RecomputedBatchNorm), ('on', RecomputedBatchNorm),
-                        ('off', nn.BatchNorm)):
-    config.recompute_bn = value
-    assert build.create_model(config, 10, parts=runtime.model_parts(config)).norm is on_cpu
-    plain = RecomputedBatchNorm if value == 'on' else nn.BatchNorm
-    assert build.create_model(config, 10).norm is plain
+  for running_var, unfused in (('biased', nn.BatchNorm), ('unbiased', UnfusedBatchNorm)):
+    config.bn_running_var = running_var  # flax's BatchNorm has no unbiased running variance
+    for value, on_cpu in (('auto', RecomputedBatchNorm), ('on', RecomputedBatchNorm),
+                          ('off', unfused)):
+      config.recompute_bn = value
+      assert build.create_model(config, 10, parts=runtime.model_parts(config)).norm is on_cpu
+      plain = RecomputedBatchNorm if value == 'on' else unfused
+      assert build.create_model(config, 10).norm is plain
   config.recompute_bn = 'yes'
   for parts_of in (lambda cfg: None, runtime.model_parts):
     with pytest.raises(UserError, match="recompute_bn='yes'.*'auto'"):
@@ -346,3 +348,30 @@ def test_summary_cli_prints_the_table():
   out = subprocess.run([sys.executable, '-m', 'resnet_flax.models', '--summary', 'resnet20'],
                        capture_output=True, text=True, check=True).stdout
   assert '8x8x64' in out and '269,722' in out and '40.55 M' in out
+
+
+@pytest.mark.parametrize('norm_cls', [RecomputedBatchNorm, UnfusedBatchNorm])
+def test_unbiased_running_variance_is_pytorchs(norm_cls):
+  """bn_running_var='unbiased': running_var moves towards var * n / (n - 1), as
+  torch.nn.BatchNorm2d's does; the batch itself is normalised with the biased variance."""
+  x = jax.random.normal(jax.random.key(0), (4, 3, 3, 2)) * 3 + 1
+  n = 4 * 3 * 3
+  outputs = {}
+  for unbiased in (False, True):
+    bn = norm_cls(momentum=0.9, unbiased_running_var=unbiased)
+    variables = bn.init(jax.random.key(1), x)
+    y, updates = bn.apply(variables, x, mutable=['batch_stats'])
+    outputs[unbiased] = y
+    var = np.var(np.asarray(x).reshape(n, 2), axis=0, ddof=1 if unbiased else 0)
+    np.testing.assert_allclose(updates['batch_stats']['var'], 0.9 + 0.1 * var, rtol=1e-5)
+  np.testing.assert_allclose(outputs[True], outputs[False], rtol=1e-6)
+
+
+def test_tutorial_resnet18_is_the_pytorch_lessons_net():
+  """The lesson's ResNet-18 (biased convs, 3x3 projections) on 1-channel images: its PyTorch
+  model's 12,556,426 parameters (torchvision's resnet18 with a 10-class head: 11,181,642)."""
+  variables = abstract_variables(create_model('tutorial_resnet18', num_classes=10), (1, 32, 32, 1))
+  assert count(variables['params']) == 12_556_426
+  shortcut = variables['params']['stage2_block1']['shortcut']['conv']
+  assert shortcut['kernel'].shape == (3, 3, 64, 128) and shortcut['bias'].shape == (128,)
+  assert 'shortcut' not in variables['params']['stage1_block1']

@@ -121,8 +121,10 @@ DOCUMENTED_LR = {
     'bottleneck96_cifar10': [(0, 0.01), (7_809, 0.01)],
     'resnet18_cifar100': [(0, 1e-3), (9_749, 1e-3)],
     'resnet34_cifar100': [(0, 1e-3), (9_749, 1e-3)],
-    # 234 steps of 256 per epoch; x0.9 every 2 epochs.
-    'resnet18_fashion_mnist': [(0, 1e-3), (467, 1e-3), (468, 9e-4), (936, 8.1e-4)],
+    # 234 steps of 256 per epoch; x0.9 every 2 epochs from the end of the first (the lesson's
+    # StepLR stepped as scheduler.step(epoch): epochs 1-3 at 1e-3, 4-5 at 9e-4, ...).
+    'resnet18_fashion_mnist': [(0, 1e-3), (701, 1e-3), (702, 9e-4), (1_169, 9e-4),
+                               (1_170, 8.1e-4)],
 }
 
 

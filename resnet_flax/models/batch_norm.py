@@ -1,6 +1,11 @@
 """A drop-in for flax's nn.BatchNorm whose backward pass is written out (`batch_norm_train`).
 
-Why: autodiff of flax's BatchNorm makes the forward store `x - mean` for the backward; this
+It also offers PyTorch's running variance: torch.nn.BatchNorm2d normalises with the batch's
+biased variance but averages the unbiased one, var * n / (n - 1), into `running_var`; flax and
+Keras average the biased one (`unbiased_running_var`). `recompute=False` (`UnfusedBatchNorm`)
+keeps autodiff's backward pass, for builds that do not recompute.
+
+Why the written-out backward: autodiff of flax's BatchNorm makes the forward store `x - mean` for the backward; this
 one keeps only x and the per-channel statistics and recomputes the normalised values where the
 backward reads them (one activation-sized write and read less per BN), and its HLO is smaller;
 its gradient of `scale` from sum(g * x) keeps the backward from writing the normalised values
@@ -21,7 +26,8 @@ from jax import lax
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
 def batch_norm_train(x: jax.Array, scale: jax.Array, bias: jax.Array, epsilon: float,
                      axis_name: str | None) -> tuple[jax.Array, jax.Array, jax.Array]:
-  """(normalised x, batch mean, batch variance) over all axes but the last, float32; with
+  """(normalised x, batch mean, batch variance) over all axes but the last, in float32 or wider
+  (float64 inputs stay float64); with
   `axis_name`, the statistics are over that axis's devices too."""
   return _forward(x, scale, bias, epsilon, axis_name)[0]
 
@@ -31,8 +37,13 @@ def _over_devices(axis_name, values):
   return values if axis_name is None else lax.psum(values, axis_name)
 
 
+def _wide(x):
+  """x in float32, or in its own dtype where that is wider (float64 under jax_enable_x64)."""
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def _forward(x, scale, bias, epsilon, axis_name):
-  x32 = x.astype(jnp.float32)
+  x32 = _wide(x)
   axes = tuple(range(x.ndim - 1))
   count, total, total_sq = _over_devices(
       axis_name, (x.size // x.shape[-1], jnp.sum(x32, axes), jnp.sum(x32 * x32, axes)))
@@ -46,7 +57,7 @@ def _backward(epsilon, axis_name, residuals, cotangents):
   x, scale, mean, var = residuals
   g_y, g_mean, g_var = cotangents
   rstd = lax.rsqrt(var + epsilon)
-  x32 = x.astype(jnp.float32)
+  x32 = _wide(x)
   centred = x32 - mean
   x_hat = centred * rstd
   axes = tuple(range(x.ndim - 1))
@@ -75,6 +86,8 @@ class BatchNorm(nn.Module):
   axis_name: str | None = None
   scale_init: Callable[..., jax.Array] = nn.initializers.ones
   bias_init: Callable[..., jax.Array] = nn.initializers.zeros
+  recompute: bool = True  # the hand-written backward above; False: autodiff's
+  unbiased_running_var: bool = False  # PyTorch's running_var (n / (n - 1)); False: flax's, Keras's
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -87,8 +100,17 @@ class BatchNorm(nn.Module):
     if self.use_running_average:  # flax's order of operations, so eval matches it bit for bit
       y = x - ra_mean.value
       return (y * (lax.rsqrt(ra_var.value + self.epsilon) * scale) + bias).astype(dtype)
-    y, mean, var = batch_norm_train(x, scale, bias, self.epsilon, self.axis_name)
+    train = batch_norm_train if self.recompute else lambda *a: _forward(*a)[0]
+    y, mean, var = train(x, scale, bias, self.epsilon, self.axis_name)
+    if self.unbiased_running_var:
+      count = _over_devices(self.axis_name, x.size // x.shape[-1])
+      var = var * count / jnp.maximum(count - 1, 1)
     if not self.is_initializing():
       ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
       ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
     return y.astype(dtype)
+
+
+class UnfusedBatchNorm(BatchNorm):
+  """BatchNorm with autodiff's backward pass: for PyTorch's running variance without recompute_bn."""
+  recompute: bool = False

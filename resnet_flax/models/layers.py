@@ -51,18 +51,28 @@ scan_conv = conv_computed_by(conv_vjp.conv_general_dilated)
 # BatchNorm whose backward pass recomputes the normalised activations from its input and the
 # per-channel statistics instead of reading a stored copy of `x - mean` (models/batch_norm.py).
 RecomputedBatchNorm = batch_norm_lib.BatchNorm
+# The same module with autodiff's backward pass: for PyTorch's running variance where
+# BatchNorm is not recomputed (flax's nn.BatchNorm averages the biased variance).
+UnfusedBatchNorm = batch_norm_lib.UnfusedBatchNorm
 
 
 def batch_norm(train: bool, momentum: float, epsilon: float, dtype: Any,
                axis_name: str | None = None, norm_cls: ModuleDef = nn.BatchNorm,
-               ) -> Callable[..., nn.Module]:
+               unbiased_running_var: bool = False) -> Callable[..., nn.Module]:
   """BatchNorm factory; running statistics live in the `batch_stats` collection.
 
   Defaults follow PyTorch (flax momentum 0.9 == torch momentum 0.1, eps 1e-5).
   Scale and bias stay float32 whatever the compute dtype. `axis_name` (pmap or
   shard_map) averages the batch statistics over that axis's devices. `norm_cls` is
   nn.BatchNorm or `RecomputedBatchNorm` (the same fields and variables).
+  `unbiased_running_var`: PyTorch's running variance (models/batch_norm.py); flax's
+  nn.BatchNorm cannot give it, so `norm_cls` must then be one of ours.
   """
+  if unbiased_running_var:
+    if not issubclass(norm_cls, batch_norm_lib.BatchNorm):
+      raise ValueError(f'{norm_cls.__name__} has no unbiased running variance: use '
+                       'RecomputedBatchNorm or UnfusedBatchNorm (models/parts.plain picks them)')
+    norm_cls = functools.partial(norm_cls, unbiased_running_var=True)
   return functools.partial(norm_cls,
                            use_running_average=not train,
                            momentum=momentum, epsilon=epsilon, dtype=dtype,

@@ -25,8 +25,10 @@ class ModelParts:
     return {'conv': self.conv, 'norm': self.norm}
 
 
-def plain(scan_blocks: bool = False, recompute_bn: bool = False) -> ModelParts:
-  """lax's convs and flax's BatchNorm (models/batch_norm.py's if `recompute_bn`).
+def plain(scan_blocks: bool = False, recompute_bn: bool = False,
+          unbiased_running_var: bool = False) -> ModelParts:
+  """lax's convs and flax's BatchNorm (models/batch_norm.py's if `recompute_bn`, or if
+  `unbiased_running_var`: PyTorch's running variance, which flax's cannot give).
 
   With `scan_blocks` the convs get a hand-written backward pass (layers.scan_conv): autodiff's
   gradient convs inside an nn.scan body miss XLA:CPU's fast kernels, and the hand-written ones
@@ -34,6 +36,10 @@ def plain(scan_blocks: bool = False, recompute_bn: bool = False) -> ModelParts:
   """
   conv, conv_why = ((layers.scan_conv, 'with a hand-written backward in scanned stages')
                     if scan_blocks else (layers.conv, 'lax'))
-  norm, norm_why = ((layers.RecomputedBatchNorm, 'recomputed BatchNorm') if recompute_bn
-                    else (nn.BatchNorm, 'flax BatchNorm'))
+  if recompute_bn:
+    norm, norm_why = layers.RecomputedBatchNorm, 'recomputed BatchNorm'
+  elif unbiased_running_var:
+    norm, norm_why = layers.UnfusedBatchNorm, 'BatchNorm with autodiff backward'
+  else:
+    norm, norm_why = nn.BatchNorm, 'flax BatchNorm'
   return ModelParts(conv, norm, f'xla convolutions ({conv_why}), {norm_why}')

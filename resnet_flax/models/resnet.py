@@ -242,7 +242,8 @@ class ResNet(nn.Module):
   final_norm: bool = False
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
-  dtype: Any = jnp.float32  # compute dtype; params, BN statistics and logits stay float32 (or wider)
+  bn_unbiased_running_var: bool = False  # PyTorch's running_var (n / (n - 1)); needs our BatchNorm
+  dtype: Any = jnp.float32  # compute dtype; logits in float32 or wider (float64 stays float64)
   block_options: Any = None  # extra block fields, e.g. {'dropout_rate': 0.3}
   scan_blocks: bool = False
   bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
@@ -254,7 +255,7 @@ class ResNet(nn.Module):
     if len(self.stage_sizes) != len(self.widths):
       raise ValueError(f'stage_sizes {self.stage_sizes} and widths {self.widths} differ in length')
     norm = batch_norm(train, self.bn_momentum, self.bn_epsilon, self.dtype, self.bn_axis_name,
-                      self.norm)
+                      self.norm, self.bn_unbiased_running_var)
     options = dict(self.block_options or {})
     x = jnp.asarray(x, self.dtype)
     x = self.stem_cls(self.stem_width or self.widths[0], norm, self.dtype, conv=self.conv,

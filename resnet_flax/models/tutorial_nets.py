@@ -6,15 +6,54 @@
 `bottleneck96`: for 96x96 inputs: 5x5 stride-2 conv (32) + BN-ReLU + 3x3 stride-2 max-pool
   (48x48x32 before the pool), two bottlenecks to 128 (24x24x128), two to 512 with
   stride 2 (12x12x512); projection shortcuts.
-ResNet-18 with the ImageNet stem and ResNet-18/34 with the CIFAR stem, which the other two
-lessons use, are `resnet18_imagenet`, `resnet18` and `resnet34`.
+`tutorial_resnet18`: the PyTorch lesson's ResNet-18 for 1-channel 96x96 images, which is not
+  torchvision's: every conv has a bias, its blocks have no ReLU between the two conv-BNs
+  (conv-BN-conv-BN, add, ReLU), and where a block strides its shortcut is a 3x3 conv (stride 2,
+  padding 1) + BN; 7x7 stride-2 stem (biased) + BN-ReLU + 3x3 stride-2 max-pool.
+ResNet-18/34 with the CIFAR stem, which the Keras lesson uses, are `resnet18` and `resnet34`.
 """
 
 import functools
 
+import flax.linen as nn
+import jax.numpy as jnp
+
 from resnet_flax.models import registry
-from resnet_flax.models.resnet import (BottleneckBlock, PlainBlock, ResNet, ShortcutB,
-                                       ShortcutPool, Stem)
+from resnet_flax.models.layers import relu
+from resnet_flax.models.resnet import (Block, BottleneckBlock, PlainBlock, ResNet, Shortcut,
+                                       ShortcutB, ShortcutPool, Stem)
+
+
+class LessonShortcut(Shortcut):
+  """3x3 conv (biased, the block's stride, padding 1) + BN: the PyTorch lesson's downsample."""
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    x = self.conv(self.features, 3, self.strides, self.dtype, name='conv', use_bias=True)(x)
+    return self.norm(name='bn')(x)
+
+
+class LessonBlock(Block):
+  """conv3x3-BN-conv3x3-BN (biased convs, no ReLU between), add, ReLU: the PyTorch lesson's
+  `Residual`, whose shortcut applies only where the block strides."""
+
+  @nn.compact
+  def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    y = self.conv(self.features, 3, self.strides, self.dtype, name='conv1', use_bias=True)(x)
+    y = self.norm(name='bn1')(y)
+    y = self.conv(self.features, 3, 1, self.dtype, name='conv2', use_bias=True)(y)
+    y = self.norm(name='bn2')(y)
+    if self.strides != 1:
+      x = self.shortcut_cls(self.features, self.strides, self.norm, self.dtype,
+                            conv=self.conv, name='shortcut')(x)
+    return relu(y + x)
+
+
+def tutorial_resnet18(num_classes: int) -> ResNet:
+  return ResNet(stage_sizes=(2, 2, 2, 2), widths=(64, 128, 256, 512), num_classes=num_classes,
+                block_cls=LessonBlock, shortcut_cls=LessonShortcut,
+                stem_cls=functools.partial(Stem, kernel=7, strides=2, max_pool=True,
+                                           use_bias=True))
 
 
 def plain_resnet(num_classes: int) -> ResNet:
@@ -31,3 +70,4 @@ def bottleneck96(num_classes: int) -> ResNet:
 
 registry.register('plain_resnet', plain_resnet)
 registry.register('bottleneck96', bottleneck96)
+registry.register('tutorial_resnet18', tutorial_resnet18)

@@ -25,6 +25,7 @@ import re
 from typing import Any, Mapping, NamedTuple
 
 import numpy as np
+import numpy.typing  # noqa: F401  (np.typing)
 from flax import traverse_util
 
 from resnet_flax.errors import UserError
@@ -78,8 +79,11 @@ def torchvision_resnet_variables(state_dict: Mapping[str, np.ndarray]) -> dict[s
   return _variables(state_dict, _TORCHVISION)
 
 
-def pytorch_variables(state_dict: Mapping[str, np.ndarray]) -> dict[str, Any]:
+def pytorch_variables(state_dict: Mapping[str, np.ndarray],
+                      dtype: np.typing.DTypeLike = np.float32) -> dict[str, Any]:
   """Our variables from a state dict in any layout above, told apart by its tensor names.
+
+  `dtype`: of the variables (float64 keeps a double-precision run's state exact).
 
   Saves the caller from knowing where a downloaded checkpoint came from. Raises
   UserError listing the first tensors whose names fit no layout.
@@ -87,7 +91,7 @@ def pytorch_variables(state_dict: Mapping[str, np.ndarray]) -> dict[str, Any]:
   modules = {name.rpartition('.')[0] for name in state_dict}
   for layout in _LAYOUTS:
     if all(_module_path(module, layout) is not None for module in modules):
-      return _variables(state_dict, layout)
+      return _variables(state_dict, layout, dtype)
   unknown = [f'{name} {tuple(np.shape(value))}' for name, value in state_dict.items()
              if _module_path(name.rpartition('.')[0], _TORCHVISION) is None]
   raise UserError(
@@ -114,7 +118,8 @@ def load_pytorch_weights(path: str | os.PathLike, expected_variables: Mapping[st
   return variables
 
 
-def _variables(state_dict: Mapping[str, np.ndarray], layout: _Layout) -> dict[str, Any]:
+def _variables(state_dict: Mapping[str, np.ndarray], layout: _Layout,
+               dtype: np.typing.DTypeLike = np.float32) -> dict[str, Any]:
   """The mapping itself, for one layout."""
   flat, sources, strays = {}, {}, []
   for name, value in state_dict.items():
@@ -132,7 +137,7 @@ def _variables(state_dict: Mapping[str, np.ndarray], layout: _Layout) -> dict[st
       raise UserError(f'{sources[key]} and {name} both map to {"/".join(key)}: the state dict '
                       'mixes two layouts (fc and linear, or downsample and shortcut).')
     sources[key] = name
-    flat[key] = np.asarray(array, np.float32)
+    flat[key] = np.asarray(array, dtype)
   if strays:
     raise UserError(
         f'The state dict does not have the layout of {layout.description}: {len(strays)} '

@@ -23,6 +23,8 @@ def create_model(cfg: ml_collections.ConfigDict, num_classes: int,
   block_options = {k: cfg[k] for k in ('dropout_rate', 'zero_init_last_bn') if cfg[k]}
   overrides = {'bn_axis_name': bn_axis_name} if bn_axis_name else {}
   parts = parts or plain_parts(cfg)
+  if unbiased_running_var(cfg):
+    overrides['bn_unbiased_running_var'] = True
   return models.create_model(cfg.name, num_classes=num_classes, dtype=jnp.dtype(cfg.dtype),
                              bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
                              scan_blocks=cfg.scan_blocks, block_options=block_options,
@@ -32,7 +34,21 @@ def create_model(cfg: ml_collections.ConfigDict, num_classes: int,
 def plain_parts(cfg: ml_collections.ConfigDict) -> parts_lib.ModelParts:
   """The pure-JAX parts for `config.model` on any backend: lax's convs, and flax's BatchNorm
   unless model.recompute_bn is 'on'. Evaluation and prediction need nothing more."""
-  return parts_lib.plain(cfg.scan_blocks, recompute_bn(cfg.get('recompute_bn', 'auto')) is True)
+  return parts_lib.plain(cfg.scan_blocks, recompute_bn(cfg.get('recompute_bn', 'auto')) is True,
+                         unbiased_running_var(cfg))
+
+
+BN_RUNNING_VARS = ('unbiased', 'biased')
+
+
+def unbiased_running_var(cfg: ml_collections.ConfigDict) -> bool:
+  """Whether `config.model.bn_running_var` asks for PyTorch's running variance."""
+  value = cfg.get('bn_running_var', 'biased')
+  if value not in BN_RUNNING_VARS:
+    raise UserError(f'--config.model.bn_running_var={value!r} is not one of '
+                    f'{", ".join(BN_RUNNING_VARS)}: \'unbiased\' averages var * n / (n - 1) '
+                    "into the running variance (PyTorch), 'biased' the batch's variance (flax, Keras).")
+  return value == 'unbiased'
 
 
 def recompute_bn(value: str) -> bool | None:

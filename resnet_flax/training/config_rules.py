@@ -21,7 +21,7 @@ from resnet_flax.data.on_device import ON_DEVICE_SETTINGS
 from resnet_flax.data.sources import CIFAR100_LABELS, NORMALIZATIONS
 from resnet_flax.errors import UserError
 from resnet_flax.models import registry
-from resnet_flax.training import optim, parallel
+from resnet_flax.training import build, optim, parallel
 from resnet_flax.training.rules import (Rule, boolean, increasing_ints, integer, non_negative,
                                         non_negative_int, number, numbers, one_of, positive,
                                         positive_int, probability, string)
@@ -36,6 +36,7 @@ RULES: dict[str, Rule] = {
     'model.dtype': one_of(*DTYPES),
     'model.bn_momentum': probability(),
     'model.bn_epsilon': positive(),
+    'model.bn_running_var': one_of(*build.BN_RUNNING_VARS),
     'model.dropout_rate': number(0.0, 1.0, high_open=True),
     'model.zero_init_last_bn': boolean(),
     'model.scan_blocks': boolean(),
@@ -90,6 +91,7 @@ RULES: dict[str, Rule] = {
     'optim.adam_b1': number(0.0, 1.0, high_open=True),
     'optim.adam_b2': number(0.0, 1.0, high_open=True),
     'optim.adam_eps': non_negative(),
+    'optim.adam_eps_placement': one_of(*optim.ADAM_EPS_PLACEMENTS),
     'optim.lars_trust_coefficient': non_negative(),
     'optim.weight_decay': non_negative('0: off'),
     'optim.weight_decay_mode': one_of(*optim.WEIGHT_DECAY_MODES),
@@ -103,6 +105,7 @@ RULES: dict[str, Rule] = {
     'optim.decay_factor': non_negative(),
     'optim.milestones_unit': one_of(*optim.MILESTONES_UNITS),
     'optim.decay_every_epochs': positive(),
+    'optim.decay_begin_epochs': non_negative(),
     'optim.warmup_epochs': non_negative('0: off'),
     'optim.onecycle_pct_start': number(0.0, 1.0, low_open=True, high_open=True),
     'optim.onecycle_div_factor': positive(),

@@ -4,11 +4,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import optax
 import optax.contrib  # noqa: F401  (sam, normalize)
 
 from resnet_flax.errors import UserError
+from resnet_flax.training import adam_eps
 
 WEIGHT_DECAY_MODES = ('coupled', 'decoupled')
 MILESTONES_UNITS = ('epochs', 'steps')
@@ -40,10 +42,17 @@ def create_schedule(cfg: ml_collections.ConfigDict, steps_per_epoch: int,
   _check_schedule(cfg)
   lr = peak_learning_rate(cfg, batch_size)
   if cfg.schedule not in WARMUP_SCHEDULES:  # they bring their own warm-up
-    return SCHEDULES[cfg.schedule](cfg, lr, steps_per_epoch, total_steps, 0)
+    return _float_count(SCHEDULES[cfg.schedule](cfg, lr, steps_per_epoch, total_steps, 0))
   warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
   main = SCHEDULES[cfg.schedule](cfg, lr, steps_per_epoch, total_steps, warmup)
-  return _after_warmup(optax.linear_schedule(0.0, lr, warmup), main, warmup)
+  return _float_count(_after_warmup(optax.linear_schedule(0.0, lr, warmup), main, warmup))
+
+
+def _float_count(schedule: optax.Schedule) -> optax.Schedule:
+  """`schedule` given the step as a float of the default width: optax divides an int32 step
+  in float32, which under jax_enable_x64 rounded a float64 run's lr (exponential, cosine) to
+  float32; without x64 it is the same float32 arithmetic as before."""
+  return lambda count: schedule(jnp.asarray(count, jnp.result_type(float)))
 
 
 # name -> (cfg, peak lr, steps per epoch, total steps, warm-up steps) -> the schedule after the
@@ -73,7 +82,8 @@ SCHEDULES: dict[str, ScheduleBuilder] = {
     'step': _step,
     # staircase: x decay_factor every decay_every_epochs
     'exponential': lambda cfg, lr, spe, total, warmup: optax.exponential_decay(
-        lr, int(round(cfg.decay_every_epochs * spe)), cfg.decay_factor, staircase=True),
+        lr, int(round(cfg.decay_every_epochs * spe)), cfg.decay_factor, staircase=True,
+        transition_begin=int(round(cfg.get('decay_begin_epochs', 0.0) * spe))),
     'cosine': lambda cfg, lr, spe, total, warmup: optax.cosine_decay_schedule(
         lr, max(total - warmup, 1)),
     # its own warm-up from lr / div_factor
@@ -131,9 +141,22 @@ def create_optimizer(cfg: ml_collections.ConfigDict, schedule: optax.Schedule,
 DIRECTIONS: dict[str, Callable[[ml_collections.ConfigDict], optax.GradientTransformation]] = {
     'sgd': lambda cfg: (optax.trace(cfg.momentum, nesterov=cfg.nesterov) if cfg.momentum
                         else optax.identity()),
-    'adam': lambda cfg: optax.scale_by_adam(cfg.adam_b1, cfg.adam_b2, cfg.adam_eps),
-    'adamw': lambda cfg: optax.scale_by_adam(cfg.adam_b1, cfg.adam_b2, cfg.adam_eps),
+    'adam': lambda cfg: _adam(cfg),
+    'adamw': lambda cfg: _adam(cfg),
 }
+ADAM_EPS_PLACEMENTS = ('corrected', 'raw')
+
+
+def _adam(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam's direction; adam_eps_placement 'raw' is Keras's (training/adam_eps.py)."""
+  placement = cfg.get('adam_eps_placement', 'corrected')
+  if placement not in ADAM_EPS_PLACEMENTS:
+    raise UserError(f'--config.optim.adam_eps_placement={placement!r} is not one of '
+                    f'{", ".join(ADAM_EPS_PLACEMENTS)}: \'corrected\' (PyTorch, optax) or '
+                    "'raw' (Keras).")
+  if placement == 'raw':
+    return adam_eps.scale_by_adam_raw_eps(cfg.adam_b1, cfg.adam_b2, cfg.adam_eps)
+  return optax.scale_by_adam(cfg.adam_b1, cfg.adam_b2, cfg.adam_eps)
 OPTIMIZERS = (*DIRECTIONS, 'lars')
 
 
@@ -167,7 +190,8 @@ def _check_schedule(cfg: ml_collections.ConfigDict) -> None:
   """Refuses unknown names and settings that would silently do something else."""
   _require_one_of(cfg, 'schedule', tuple(SCHEDULES))
   _require_one_of(cfg, 'milestones_unit', MILESTONES_UNITS)
-  _require_non_negative(cfg, 'learning_rate', 'warmup_epochs', 'decay_factor', 'he_warmup_steps')
+  _require_non_negative(cfg, 'learning_rate', 'warmup_epochs', 'decay_factor', 'he_warmup_steps',
+                        *(['decay_begin_epochs'] if 'decay_begin_epochs' in cfg else []))
   if cfg.schedule == 'step':
     _require_increasing(cfg, 'milestones')
   if cfg.schedule == 'he2016':
