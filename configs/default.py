@@ -165,6 +165,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_best_metric = 'test_accuracy'  # higher is better
   config.progress_bar = True  # a per-epoch bar on interactive terminals
   config.tensorboard = True  # event files in workdir/tensorboard (`tensorboard --logdir runs/`)
+  # Weights & Biases logging beside metrics.jsonl and TensorBoard (pip install -e ".[wandb]"):
+  # the same curves, the config, and the final metrics in the run's summary; process 0 only.
+  config.wandb = ml_collections.ConfigDict()
+  config.wandb.project = ''  # a W&B project name turns it on ('': off; wandb is not imported)
+  config.wandb.entity = ''  # the W&B user or team ('': your default entity)
+  config.wandb.name = ''  # the run's display name ('': the workdir's name)
+  config.wandb.mode = ''  # 'online', 'offline' (sync later) or 'disabled' ('': $WANDB_MODE or online)
   config.write_plots = True  # PNG curves (loss, accuracy, lr) in workdir/plots/ at the end
   config.profile_steps = 0  # trace this many steps (from the 2nd) to workdir/profile (0: off)
   return config

@@ -15,6 +15,7 @@ from packaging.requirements import Requirement
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_EXTRA = {'pytest', 'uv'}
+OPTIONAL_EXTRAS = {'wandb'}  # extras pinned in requirements.txt, not runtime dependencies
 # sys_platform, platform_machine of the platforms uv resolves for below.
 PLATFORMS = {'aarch64-apple-darwin': ('darwin', 'arm64'),
              'aarch64-unknown-linux-gnu': ('linux', 'aarch64'),
@@ -48,7 +49,8 @@ def test_every_dependency_is_pinned_once_per_platform(sys_platform, machine):
   pins = [canonical(r.name) for r in pinned() if applies(r, sys_platform, machine)]
   assert len(pins) == len(set(pins)), pins
   assert all(str(r.specifier).startswith('==') for r in pinned()), 'the lock pins exact versions'
-  assert wants == set(pins) - TEST_EXTRA - {'jaxlib'}, (wants ^ (set(pins) - TEST_EXTRA))
+  optional = TEST_EXTRA | OPTIONAL_EXTRAS
+  assert wants == set(pins) - optional - {'jaxlib'}, (wants ^ (set(pins) - optional))
 
 
 def test_tensorflow_build_per_platform():
@@ -70,6 +72,9 @@ def test_extras_and_console_script():
     (req,) = map(Requirement, project['optional-dependencies'][extra])
     assert req.name == 'jax' and req.extras == {extra} and req.specifier == jax_pin
   assert {canonical(Requirement(r).name) for r in project['optional-dependencies']['test']} == TEST_EXTRA
+  for extra in OPTIONAL_EXTRAS:  # pinned as the lock pins it
+    (req,) = map(Requirement, project['optional-dependencies'][extra])
+    assert req.specifier == next(r for r in pinned() if canonical(r.name) == extra).specifier
   assert project['scripts']['resnet-flax-train'] == 'resnet_flax.train_cli:run'
 
 

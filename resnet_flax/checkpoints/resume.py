@@ -12,7 +12,7 @@ from resnet_flax.errors import UserError
 MAY_CHANGE = ('num_epochs', 'num_steps', 'num_examples', 'log_every_steps', 'eval_every_epochs',
               'eval_every_steps', 'checkpoint_every_epochs',
               'checkpoint_every_steps', 'checkpoint_keep', 'checkpoint_keep_best',
-              'progress_bar', 'tensorboard', 'write_plots', 'profile_steps',
+              'progress_bar', 'tensorboard', 'wandb', 'write_plots', 'profile_steps',
               'compilation_cache_dir', 'cpu_host_memory_tuning',
               'data.data_dir', 'data.download', 'data.cifar_dir', 'eval_batch_size',
               'model.init_from', 'model.init_reinit_head', 'model.conv_backend',

@@ -1,45 +1,52 @@
-"""Metrics to workdir/metrics.jsonl (one JSON object per line) and TensorBoard, lines to the
-console logger (reporting/console.py); process 0 only."""
+"""Metrics to workdir/metrics.jsonl (one JSON object per line) and to the enabled dashboard
+writers (reporting/writer.py: TensorBoard, W&B), lines to the console logger
+(reporting/console.py); process 0 only. metrics.jsonl is the source of truth: tests, plots,
+sweeps and resumption read it, never a writer's files."""
 
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 
 from resnet_flax.reporting.console import console
-from resnet_flax.reporting.tensorboard import TensorBoardWriter
+from resnet_flax.reporting.writer import MetricWriter, WriterFactory
 
 
 class MetricsLog:
 
-  def __init__(self, workdir: str, tensorboard: bool = False):
+  def __init__(self, workdir: str, writers: Sequence[WriterFactory] = ()):
+    """`writers` (writer.writer_factories) are made at the first record, so a run refused at
+    start writes nothing; on processes other than 0 never."""
     self.path = os.path.join(workdir, 'metrics.jsonl')
     self.enabled = jax.process_index() == 0
     self.workdir = workdir
-    self.tensorboard_on = tensorboard and self.enabled
-    self.tensorboard = None  # created at the first record: a run refused at start writes nothing
+    self.factories = list(writers) if self.enabled else []
+    self.writers: list[MetricWriter] | None = None
     self.console = console()
 
   def write(self, record: dict[str, Any], line: str | None) -> None:
-    """Appends `record` to metrics.jsonl (and TensorBoard) and logs `line` (None: no line)."""
+    """Appends `record` to metrics.jsonl, hands it to each writer, logs `line` (None: no line)."""
     if not self.enabled:
       return
     with open(self.path, 'a') as f:
       f.write(json.dumps(record) + '\n')
-    if self.tensorboard_on:
-      self.tensorboard = self.tensorboard or TensorBoardWriter(self.workdir)
-      self.tensorboard.record(record)
+    if self.writers is None:
+      self.writers = [make() for make in self.factories]
+    for writer in self.writers:
+      writer.record(record)
     if line is not None:
       self.console.info(line)
 
   def close(self, config: Any = None, final: dict[str, Any] | None = None) -> None:
-    """Ends the TensorBoard file, with the run's config and final metrics for the HParams tab."""
-    if self.tensorboard:
+    """Ends the writers, first giving them the run's config and final metrics (when given: a
+    finished run; a preempted or failed one closes without). Later calls do nothing."""
+    writers, self.writers = self.writers or [], []
+    for writer in writers:
       if config is not None:
-        self.tensorboard.hparams(config, final)
-      self.tensorboard.close()
-      self.tensorboard = None
+        writer.hparams(config, final)
+      writer.close()
 
   def print(self, line: str) -> None:
     """Logs `line` on process 0 only (the console logger; above any progress bar)."""

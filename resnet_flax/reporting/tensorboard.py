@@ -24,11 +24,14 @@ from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboard.plugins.scalar import summary_v2 as scalar_summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
+from resnet_flax.reporting.writer import split_record
+
 _SKIPPED = ('step', 'epoch')  # the x-axis, not a curve
 
 
 class TensorBoardWriter:
-  """`scalars(step, values, prefix)` or `record(r)` per log line; `hparams(config, metrics)`."""
+  """A MetricWriter (reporting/writer.py): `record(r)` (or `scalars(step, values, prefix)`) per
+  log line; `hparams(config, metrics)` at the end."""
 
   def __init__(self, workdir: str, subdir: str = 'tensorboard'):
     self.enabled = jax.process_index() == 0
@@ -51,13 +54,8 @@ class TensorBoardWriter:
     """A metrics.jsonl record: training ones as train/loss, train/accuracy, train/learning_rate,
     train/images_per_sec; evaluations as test/loss, test/accuracy, test/top5_accuracy and
     (with a validation split) val/loss, val/accuracy, val/top5_accuracy."""
-    if 'test_loss' not in record:
-      self.scalars(record['step'], record, 'train')
-      return
-    for split in ('test', 'val'):
-      values = {k.removeprefix(f'{split}_'): v for k, v in record.items()
-                if k.startswith(f'{split}_')}
-      self.scalars(record['step'], values, split)
+    for prefix, values in split_record(record).items():
+      self.scalars(record['step'], values, prefix)
 
   def hparams(self, config: ml_collections.ConfigDict | Mapping[str, Any],
               metrics: Mapping[str, Any] | None = None, step: int | None = None) -> None:

@@ -21,6 +21,7 @@ from resnet_flax.data.on_device import ON_DEVICE_SETTINGS
 from resnet_flax.data.sources import CIFAR100_LABELS, NORMALIZATIONS
 from resnet_flax.errors import UserError
 from resnet_flax.models import registry
+from resnet_flax.reporting.writer import WANDB_MODES
 from resnet_flax.training import build, optim, parallel
 from resnet_flax.training.rules import (Rule, boolean, increasing_ints, integer, non_negative,
                                         non_negative_int, number, numbers, one_of, positive,
@@ -135,6 +136,13 @@ RULES: dict[str, Rule] = {
     'checkpoint_best_metric': one_of(*BEST_METRICS),
     'progress_bar': boolean(),
     'tensorboard': boolean(),
+    'wandb.project': string(what="a W&B project name, or '' for off"),
+    'wandb.entity': string(what="a W&B user or team, or '' for your default"),
+    'wandb.name': string(what="the run's display name, or '' for the workdir's name"),
+    'wandb.mode': Rule("one of 'online', 'offline', 'disabled', or '' for $WANDB_MODE",
+                       lambda v: isinstance(v, str) and v in WANDB_MODES,
+                       ('no such mode', 'OFFLINE', 1, True, None, ('a',)),
+                       choices=lambda: WANDB_MODES),
     'write_plots': boolean(),
     'profile_steps': non_negative_int('0: off'),
 }

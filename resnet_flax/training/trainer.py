@@ -19,6 +19,7 @@ from resnet_flax.reporting import banner, plot, report
 from resnet_flax.reporting.metrics_log import MetricsLog
 from resnet_flax.reporting.profiling import StepProfiler
 from resnet_flax.reporting.progress import Progress
+from resnet_flax.reporting.writer import writer_factories
 from resnet_flax.training import (build, checks, config_rules, durations, evaluation, parallel,
                                   steps)
 from resnet_flax.training.preemption import PreemptionGuard
@@ -48,6 +49,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime.Runtime,
            started: float, cleanup: contextlib.ExitStack) -> dict[str, Any]:
+  # Before the data loads: a W&B project without the wandb package stops the run here.
+  writers = writer_factories(config, workdir) if jax.process_index() == 0 else []
   dataset = data_lib.load_dataset(config)
   mesh = parallel.data_mesh()
   checks.check_batch_sizes(config, dataset, jax.device_count(), jax.process_count())
@@ -66,7 +69,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime
   state = jax.device_put(state, replicated)
   checks.check_disk_space(workdir, state, config.checkpoint_keep + config.checkpoint_keep_best)
 
-  log = MetricsLog(workdir, tensorboard=config.tensorboard)
+  log = MetricsLog(workdir, writers)
+  cleanup.callback(log.close)  # a preempted or failed run still ends its writers' files and runs
   ckpt = Checkpointer(workdir, keep=config.checkpoint_keep, keep_best=config.checkpoint_keep_best,
                       best_metric=checks.best_metric(config, dataset))
   cleanup.callback(ckpt.close)
