@@ -20,7 +20,12 @@ MAY_CHANGE = ('num_epochs', 'num_steps', 'num_examples', 'log_every_steps', 'eva
               # how the same computation is laid out over devices and hosts
               'parallel.mode', 'parallel.transfer_guard', 'parallel.distributed',
               'parallel.coordinator_address', 'parallel.num_processes', 'parallel.process_id',
-              'parallel.cpu_devices')
+              'parallel.cpu_devices', 'parallel.preemption_check_every_steps')
+
+# Fields added after checkpoints were first written, with the value that reproduces how runs
+# saved before them behaved: such a run resumes when the field still has that value.
+FORMERLY = {'model.bn_running_var': 'biased', 'optim.decay_begin_epochs': 0.0,
+            'optim.adam_eps_placement': 'corrected'}
 
 
 # Schedules shaped by the total number of steps: training longer would reshape the past.
@@ -42,7 +47,8 @@ def config_differences(saved: dict[str, Any], current: ml_collections.ConfigDict
   for key in sorted(set(old) | set(new)):
     if key in MAY_CHANGE or any(key.startswith(k + '.') for k in MAY_CHANGE):
       continue
-    a, b = old.get(key, '<absent>'), new.get(key, '<absent>')
+    a = old.get(key, FORMERLY.get(key, '<absent>'))
+    b = new.get(key, '<absent>')
     if _normalise(a) != _normalise(b):
       diffs.append(f'{key}: {a!r} -> {b!r}')
   return diffs

@@ -80,7 +80,8 @@ def _color(i: int) -> str:
 def _draw(ax: Any, panel: str, runs: list[Run], title: str | None = None) -> None:
   """One panel: a run's curves share its colour; train solid, test dashed with dots."""
   from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
-  from matplotlib.ticker import PercentFormatter  # pylint: disable=g-import-not-at-top
+  from matplotlib.ticker import (FuncFormatter, NullFormatter,  # pylint: disable=g-import-not-at-top
+                                 PercentFormatter)
   for i, (_, records) in enumerate(runs):
     train = [r for r in records if 'loss' in r]
     test = [r for r in records if 'test_loss' in r]
@@ -97,6 +98,9 @@ def _draw(ax: Any, panel: str, runs: list[Run], title: str | None = None) -> Non
     ax.yaxis.set_major_formatter(PercentFormatter(xmax=1))
   if panel == 'loss':
     ax.set_yscale('log')
+    # Plain numbers: the default 10^k labels need mathtext fonts that are not always installed.
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f'{value:g}'))
+    ax.yaxis.set_minor_formatter(NullFormatter())
   ax.set(xlabel='step' if panel == 'lr' else 'epoch', ylabel=_TITLES[panel],
          title=title or _TITLES[panel])
   ax.grid(alpha=0.3)
