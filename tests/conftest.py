@@ -50,3 +50,16 @@ def small_config(**overrides):
 @pytest.fixture
 def make_config():
   return small_config
+
+
+# Tracing the two deepest nets (1202 and 1001 layers) takes seconds per test even for shapes or
+# counts: their cases run with the slow tests (make ci), the rest of each table stays fast.
+_DEEPEST = ('resnet1202', 'preact_resnet1001')
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    params = getattr(getattr(item, 'callspec', None), 'id', '')
+    if item.nodeid.startswith('tests/test_models.py') and any(n in params for n in _DEEPEST):
+      item.add_marker(pytest.mark.slow)
