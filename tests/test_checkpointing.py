@@ -117,6 +117,7 @@ def test_kill_9_then_rerun_is_bit_identical(point, tmp_path, uninterrupted):
   assert_same_run(tmp_path, uninterrupted)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_0_and_resumes(tmp_path, uninterrupted):
   proc = start(tmp_path)
   assert wait_until(lambda: any(s >= 5 for s in logged_steps(tmp_path)), proc)

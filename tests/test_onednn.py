@@ -52,6 +52,7 @@ def _loss_and_grads(conv_backend, **overrides):
   return jax.jit(jax.value_and_grad(loss))(variables['params'])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('scan', [False, True])
 def test_a_resnet_has_the_same_loss_and_gradients_on_either_backend(scan):
   overrides = {'model.scan_blocks': scan, 'model.name': 'resnet20' if scan else 'resnet8'}

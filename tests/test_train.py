@@ -138,6 +138,7 @@ def test_offline_without_data_stops_quickly_with_guidance(tmp_path):
   assert 'configs/digits.py' in proc.stderr and 'Traceback' not in proc.stderr
 
 
+@pytest.mark.slow
 def test_cli_trains_and_overrides_apply(tmp_path):
   # As a user's shell has it: no device count chosen, no compilation cache set outside the config.
   env = {k: v for k, v in os.environ.items() if k not in ('XLA_FLAGS', 'JAX_COMPILATION_CACHE_DIR')}

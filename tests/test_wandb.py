@@ -59,6 +59,7 @@ def test_a_run_logs_its_steps_config_and_final_metrics(tmp_path, offline):
   assert run['summary']['final/num_params'] == final['num_params']
 
 
+@pytest.mark.slow
 def test_a_resumed_run_continues_the_same_wandb_run(tmp_path, offline):
   from tests import wandb_offline
   workdir = str(tmp_path / 'run')
