@@ -1,9 +1,9 @@
 """optim.adam_eps_placement='raw' is Keras's Adam, step for step (real Keras, float64).
 
-Keras's update (keras/src/optimizers/adam.py, update_step) agrees with ours to about 7e-6
-relative, not to rounding: a residual left unexplained (its float32 learning-rate variable
-accounts for 5e-8 of it). With small gradients the placement of eps changes the steps by
-factors, which is what the test tells apart.
+Keras's update (keras/src/optimizers/adam.py, update_step) agrees with ours to rounding in
+float64 (with floatx float64, so that its learning-rate variable is float64 too), its float32
+bias-correction betas included. With small gradients the placement of eps changes the steps
+by factors, which the test also tells apart.
 """
 
 import numpy as np
@@ -26,11 +26,16 @@ def _ours(placement, grads, start, lr=1e-3, eps=1e-7):
 
 def _keras(grads, start, lr=1e-3, eps=1e-7):
   keras = pytest.importorskip('keras')
-  variable = keras.Variable(start, dtype='float64')
-  adam = keras.optimizers.Adam(learning_rate=lr, epsilon=eps)
-  for g in grads:
-    adam.apply_gradients([(keras.ops.convert_to_tensor(g, 'float64'), variable)])
-  return np.asarray(variable.numpy())
+  floatx = keras.config.floatx()
+  keras.config.set_floatx('float64')  # a float64 learning-rate variable, as a float64 run has
+  try:
+    variable = keras.Variable(start, dtype='float64')
+    adam = keras.optimizers.Adam(learning_rate=lr, epsilon=eps)
+    for g in grads:
+      adam.apply_gradients([(keras.ops.convert_to_tensor(g, 'float64'), variable)])
+    return np.asarray(variable.numpy())
+  finally:
+    keras.config.set_floatx(floatx)
 
 
 @pytest.mark.slow  # imports TensorFlow and Keras
@@ -45,5 +50,5 @@ def test_raw_eps_placement_is_keras_adam():
     ours_corrected = _ours('corrected', [jax.numpy.asarray(g) for g in grads],
                            jax.numpy.asarray(start))
   theirs = _keras(grads, start)
-  np.testing.assert_allclose(ours_raw - start, theirs - start, rtol=2e-5)
+  np.testing.assert_allclose(ours_raw - start, theirs - start, rtol=1e-12)
   assert np.max(np.abs((ours_corrected - start) / (theirs - start) - 1)) > 0.1
