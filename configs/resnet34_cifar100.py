@@ -1,4 +1,4 @@
-"""Tutorial net (d): ResNet-34 with a 3x3 stride-1 stem on CIFAR-100; Adam 1e-3, batch 256, 50 epochs.
+"""Tutorial net (d): the Keras lesson's ResNet-34 on CIFAR-100, as configs/resnet18_cifar100.py.
 
   python train.py --config configs/resnet34_cifar100.py --workdir runs/resnet34_cifar100
 
@@ -10,5 +10,5 @@ from configs import resnet18_cifar100
 
 def get_config():
   config = resnet18_cifar100.get_config()
-  config.model.name = 'resnet34'
+  config.model.name = 'keras_resnet34'
   return config

@@ -48,3 +48,16 @@ def test_config_trains_on_synthetic_data_of_its_shape(name, tmp_path):
   config.update(batch_size=8, eval_batch_size=8, num_epochs=1, progress_bar=False)
   result = train_and_evaluate(config, str(tmp_path))
   assert result['step'] == 2 and np.isfinite(result['test_loss'])
+
+
+@pytest.mark.parametrize('name', ['resnet18_cifar100', 'resnet34_cifar100'])
+def test_the_keras_lesson_sees_pixels_scaled_to_minus_one_one(name):
+  """The lesson's preprocess: 2 * x / 255 - 1 (its config's data.mean/std of 0.5)."""
+  from resnet_flax.data import preprocess, sources
+  config = load(name).get_config()
+  config.data.dataset = 'synthetic'
+  config.data.synthetic.update(image_size=32, channels=3, num_classes=100, num_train=8,
+                               num_test=8)
+  prep = preprocess.Preprocess.from_dataset(sources.load_dataset(config))
+  pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, -1)
+  np.testing.assert_allclose(prep(pixels), 2 * pixels.astype(np.float32) / 255 - 1, atol=1e-6)

@@ -375,3 +375,24 @@ def test_tutorial_resnet18_is_the_pytorch_lessons_net():
   shortcut = variables['params']['stage2_block1']['shortcut']['conv']
   assert shortcut['kernel'].shape == (3, 3, 64, 128) and shortcut['bias'].shape == (128,)
   assert 'shortcut' not in variables['params']['stage1_block1']
+
+
+@pytest.mark.parametrize('name, trainable, total', [('keras_resnet18', 11_223_140, 11_230_948),
+                                                    ('keras_resnet34', 21_335_012, 21_350_244)])
+def test_keras_lesson_nets_have_the_lessons_variables(name, trainable, total):
+  """The Keras lesson's ResNet-18/34 on 32x32x3, 100 classes: Keras's trainable and total
+  (with BatchNorm's moving statistics) counts (fidelity/keras_nets.py's models); biased convs,
+  1x1 projections without BN where a block strides."""
+  variables = abstract_variables(create_model(name, num_classes=100), (1, 32, 32, 3))
+  assert count(variables['params']) == trainable and count(variables) == total
+  shortcut = variables['params']['stage2_block1']['shortcut']
+  assert set(shortcut) == {'conv'} and shortcut['conv']['kernel'].shape == (1, 1, 64, 128)
+
+
+def test_keras_same_padding_is_tfs():
+  """TF's 'same': (0, 1) for a stride-2 3x3 conv on an even size, (1, 1) on an odd one or at
+  stride 1 (PyTorch's symmetric padding would shift every stride-2 output by a pixel)."""
+  from resnet_flax.models.layers import same_padding
+  assert same_padding(np.zeros((1, 14, 14, 3)), 3, 2) == ((0, 1), (0, 1))
+  assert same_padding(np.zeros((1, 7, 7, 3)), 3, 2) == ((1, 1), (1, 1))
+  assert same_padding(np.zeros((1, 14, 14, 3)), 3, 1) == ((1, 1), (1, 1))

@@ -5,6 +5,7 @@ from typing import Any, Callable
 
 import flax.linen as nn
 import jax.numpy as jnp
+from jax import lax
 
 from resnet_flax.models import batch_norm as batch_norm_lib
 from resnet_flax.models import conv_vjp
@@ -26,16 +27,24 @@ def relu(x: jnp.ndarray) -> jnp.ndarray:
 
 
 def conv(features: int, kernel: int, strides: int = 1, dtype: Any = jnp.float32,
-         name: str | None = None, use_bias: bool = False, **kwargs) -> nn.Conv:
-  """A conv (bias-free by default: BN follows) with PyTorch's symmetric padding (k // 2 per side).
+         name: str | None = None, use_bias: bool = False, padding: Any = None,
+         kernel_init: Callable[..., Any] = he_normal, **kwargs) -> nn.Conv:
+  """A conv (bias-free by default: BN follows) with PyTorch's symmetric padding (k // 2 per side)
+  unless `padding` gives explicit ((lo, hi), (lo, hi)) pads.
 
   flax's 'SAME' pads (0, 1) for stride-2 convs on even inputs, which shifts the
-  sampling grid and breaks weights ported from PyTorch.
+  sampling grid and breaks weights ported from PyTorch (Keras nets want it: `same_padding`).
   """
   pad = kernel // 2
   return nn.Conv(features, (kernel, kernel), strides=(strides, strides),
-                 padding=((pad, pad), (pad, pad)), use_bias=use_bias,
-                 kernel_init=he_normal, dtype=dtype, name=name, **kwargs)
+                 padding=padding if padding is not None else ((pad, pad), (pad, pad)),
+                 use_bias=use_bias, kernel_init=kernel_init, dtype=dtype, name=name, **kwargs)
+
+
+def same_padding(x: jnp.ndarray, kernel: int, strides: int) -> tuple[tuple[int, int], ...]:
+  """TF/Keras 'same' pads for a conv over NHWC `x`, made explicit (some conv kernels take only
+  explicit pads): (0, 1) where a stride-2 conv meets an even size, symmetric otherwise."""
+  return tuple(lax.padtype_to_pads(x.shape[1:3], (kernel, kernel), (strides, strides), 'SAME'))
 
 
 def conv_computed_by(conv_general_dilated: Callable[..., Any]) -> Callable[..., nn.Conv]:

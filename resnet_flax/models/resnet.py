@@ -249,6 +249,7 @@ class ResNet(nn.Module):
   bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
   conv: ModuleDef = layers.conv  # builds every conv (models/parts.py)
   norm: ModuleDef = nn.BatchNorm  # the BatchNorm class (nn.BatchNorm or layers.RecomputedBatchNorm)
+  head_init: Any = nn.linear.default_kernel_init  # the classifier's kernel init (flax's default)
 
   @nn.compact
   def __call__(self, x: jnp.ndarray, train: bool) -> jnp.ndarray:
@@ -276,5 +277,5 @@ class ResNet(nn.Module):
     if self.final_norm:
       x = relu(norm(name='final_bn')(x))
     x = jnp.mean(x, axis=(1, 2))
-    x = nn.Dense(self.num_classes, dtype=self.dtype, name='head')(x)
+    x = nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=self.head_init, name='head')(x)
     return jnp.asarray(x, jnp.promote_types(x.dtype, jnp.float32))  # float64 stays (x64 tests)
