@@ -4,7 +4,7 @@
 # `make bench [BENCH_ARGS='--models resnet20 --repeats 3']`: benchmarks/suite.py, ours vs PyTorch;
 # PyTorch lives only in .venv-bench (made on first use), never in .venv.
 # `make parity [PARITY_ARGS='akamaster_resnet20 --steps 100']`: fidelity/, our train step against
-# the reference trainers' in PyTorch, float64 and float32 (docs/fidelity.md).
+# the reference trainers' in PyTorch and Keras, float64 and float32 (docs/fidelity.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

@@ -3,7 +3,8 @@
 'pytorch': the layouts our PyTorch importer reads (akamaster's, kuangliu's, torchvision's),
 through the importer itself. 'ours': torch modules named as our variables
 ('stage1_block1.conv1.weight' is params/stage1_block1/conv1/kernel), for references whose own
-names fit no importer layout (the WRN code's functional net).
+names fit no importer layout (the WRN code's functional net). 'keras': our flattened paths
+already ('params/stem/conv/kernel'), in our layouts (fidelity/keras_nets.py names them).
 """
 
 from typing import Any, Mapping
@@ -19,6 +20,9 @@ def variables(state_dict: Mapping[str, np.ndarray], layout: str,
   """{'params': ..., 'batch_stats': ...} in `dtype`."""
   if layout == 'pytorch':
     return from_pytorch.pytorch_variables(state_dict, dtype)
+  if layout == 'keras':
+    return traverse_util.unflatten_dict(
+        {tuple(k.split('/')): np.asarray(v, dtype) for k, v in state_dict.items()})
   flat = {}
   for name, value in state_dict.items():
     *path, leaf = name.split('.')
