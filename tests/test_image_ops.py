@@ -45,15 +45,16 @@ def test_images() -> np.ndarray:
 test_images.__test__ = False  # a helper, not a test
 
 
-def cases() -> list[tuple[str, float]]:
-  """(op, magnitude): magnitudes the policies draw, both signs, a few bins of each table."""
+def cases(all_bins: bool = False) -> list[tuple[str, float]]:
+  """(op, magnitude): magnitudes the policies draw, both signs; a few bins of each table, or
+  every bin of AutoAugment's 10 and RandAugment's and TrivialAugmentWide's 31."""
   out = []
   for name in policies.OPS:
     values = set()
     for wide, bins, picks in ((False, 10, (1, 5, 9)), (False, 31, (9, 15)), (True, 31, (7, 15, 30))):
       table = policies.magnitudes(name, bins, SIZE, SIZE, wide)
       if table is not None:
-        values |= {float(table[i]) for i in picks}
+        values |= {float(table[i]) for i in (range(bins) if all_bins else picks)}
     if name in policies.SIGNED:
       values |= {-v for v in values}
     out += [(name, v) for v in sorted(values or {0.0})]
@@ -68,24 +69,28 @@ def ours(images: np.ndarray, name: str, magnitude: float) -> np.ndarray:
   return np.asarray(_apply(jnp.asarray(images, jnp.float32), r)).astype(np.uint8)
 
 
-@pytest.fixture(scope='module')
-def torchvision_outputs(tmp_path_factory):
-  directory = tmp_path_factory.mktemp('tv')
-  images, todo = test_images(), cases()
-  np.savez(directory / 'in.npz', images=images, names=np.array([n for n, _ in todo]),
+def torchvision(directory, todo, pil=False):
+  """torchvision's outputs for each case of `todo` on test_images(): (tensor path, PIL path)."""
+  np.savez(directory / 'in.npz', images=test_images(), names=np.array([n for n, _ in todo]),
            magnitudes=np.array([m for _, m in todo], np.float64))
   proc = subprocess.run([TV_PYTHON, WORKER, 'ops', str(directory / 'in.npz'),
-                         str(directory / 'out.npz')], capture_output=True, text=True)
+                         str(directory / 'out.npz'), *(['pil'] if pil else [])],
+                        capture_output=True, text=True)
   assert proc.returncode == 0, proc.stderr
   out = np.load(directory / 'out.npz')
-  return images, todo, out['tensor'], out['pil']
+  return out['tensor'], out['pil']
+
+
+@pytest.fixture(scope='module')
+def torchvision_outputs(tmp_path_factory):
+  return torchvision(tmp_path_factory.mktemp('tv'), cases())[0]
 
 
 @needs_torchvision
 @pytest.mark.parametrize('op', policies.OPS)
 def test_op_equals_torchvision_on_uint8_tensors(torchvision_outputs, op):
-  images, todo, expected, _ = torchvision_outputs
-  for (name, magnitude), want in zip(todo, expected):
+  images = test_images()
+  for (name, magnitude), want in zip(cases(), torchvision_outputs):
     if name != op:
       continue
     got = ours(images, name, magnitude)
@@ -94,3 +99,24 @@ def test_op_equals_torchvision_on_uint8_tensors(torchvision_outputs, op):
       assert differs <= GEOMETRIC_TOLERANCE, (name, magnitude, differs)
     else:
       assert differs == 0, (name, magnitude, differs, np.abs(got.astype(int) - want).max())
+
+
+@needs_torchvision
+@pytest.mark.slow  # every magnitude bin of every table, and the PIL path: about a minute
+def test_every_bin_equals_torchvision_and_how_far_pil_is(tmp_path, capsys):
+  """Every (op, bin, sign) the policies can draw; prints the share of pixels where
+  torchvision's PIL path differs from its tensor path (rounding instead of truncation in the
+  blends, PIL's own affine sampling), for the record."""
+  images, todo = test_images(), cases(all_bins=True)
+  tensor, pil = torchvision(tmp_path, todo, pil=True)
+  worst, pil_share = {}, {}
+  for (name, magnitude), want, other in zip(todo, tensor, pil):
+    worst[name] = max(worst.get(name, 0.0), float((ours(images, name, magnitude) != want).mean()))
+    pil_share.setdefault(name, []).append(float((other != want).mean()))
+  with capsys.disabled():
+    for name in policies.OPS:
+      print(f'\n{name}: {len(pil_share[name])} cases, ours vs tensor path: worst share '
+            f'{worst[name]:.4f}; PIL vs tensor path: mean {np.mean(pil_share[name]):.4f}, '
+            f'worst {max(pil_share[name]):.4f}', end='')
+  for name, share in worst.items():
+    assert share <= (GEOMETRIC_TOLERANCE if name in policies.GEOMETRIC else 0.0), (name, share)

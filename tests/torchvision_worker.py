@@ -1,8 +1,8 @@
 """torchvision's side of tests/test_image_ops.py, run under .venv-torchvision (never imported).
 
-  python tests/torchvision_worker.py ops IN.npz OUT.npz
+  python tests/torchvision_worker.py ops IN.npz OUT.npz [pil]
       every (op, magnitude) case of IN on its uint8 images (N, H, W, C) through
-      torchvision.transforms.autoaugment._apply_op on uint8 tensors, and on PIL images
+      torchvision.transforms.autoaugment._apply_op on uint8 tensors (and on PIL images)
   python tests/torchvision_worker.py sample OUT.json DRAWS N M
       the ops and signed magnitudes that AutoAugment(CIFAR10), RandAugment(N, M) and
       TrivialAugmentWide pass to _apply_op over DRAWS calls each, per call
@@ -17,7 +17,7 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode, autoaugment
 
 
-def run_ops(src: str, dst: str) -> None:
+def run_ops(src: str, dst: str, pil: bool) -> None:
   data = np.load(src)
   images, names, mags = data['images'], data['names'], data['magnitudes']
   tensors = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
@@ -27,10 +27,11 @@ def run_ops(src: str, dst: str) -> None:
     tensor_out.append(np.stack([
         autoaugment._apply_op(t, name, magnitude, InterpolationMode.NEAREST, None).permute(
             1, 2, 0).numpy() for t in tensors]))
-    pil_out.append(np.stack([
-        np.asarray(autoaugment._apply_op(Image.fromarray(image), name, magnitude,
-                                         InterpolationMode.NEAREST, None)) for image in images]))
-  np.savez(dst, tensor=np.stack(tensor_out), pil=np.stack(pil_out))
+    if pil:
+      pil_out.append(np.stack([
+          np.asarray(autoaugment._apply_op(Image.fromarray(image), name, magnitude,
+                                           InterpolationMode.NEAREST, None)) for image in images]))
+  np.savez(dst, tensor=np.stack(tensor_out), pil=np.stack(pil_out) if pil else np.zeros(0))
 
 
 def run_sample(dst: str, draws: int, n: int, m: int) -> None:
@@ -55,6 +56,6 @@ def run_sample(dst: str, draws: int, n: int, m: int) -> None:
 
 if __name__ == '__main__':
   if sys.argv[1] == 'ops':
-    run_ops(sys.argv[2], sys.argv[3])
+    run_ops(sys.argv[2], sys.argv[3], pil=sys.argv[4:] == ['pil'])
   else:
     run_sample(sys.argv[2], *map(int, sys.argv[3:6]))

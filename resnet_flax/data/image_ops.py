@@ -161,4 +161,4 @@ def equalize(image: jax.Array) -> jax.Array:
     safe = jnp.maximum(step, 1)
     lut = jnp.clip((below + step // 2) // safe, 0, 255)
     return jnp.where(step == 0, flat, lut).reshape(values.shape).astype(jnp.float32)
-  return jnp.stack([channel(image[..., c]) for c in range(image.shape[-1])], axis=-1)
+  return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)

@@ -182,6 +182,6 @@ def apply(policy: str, images: jax.Array, keys: jax.Array, randaugment_n: int = 
   _, height, width, _ = images.shape
   rows = sample(policy, keys, height, width, randaugment_n, randaugment_m)
   images = jnp.round(jnp.clip(images, 0.0, 255.0))
-  for stage in range(rows.shape[1]):
-    images = jax.vmap(apply_row)(images, rows[:, stage])
-  return images
+  # One loop body for every stage: the ops compile once, not once per stage.
+  return jax.lax.fori_loop(0, rows.shape[1],
+                           lambda stage, x: jax.vmap(apply_row)(x, rows[:, stage]), images)
