@@ -51,7 +51,8 @@ def cases(all_bins: bool = False) -> list[tuple[str, float]]:
   out = []
   for name in policies.OPS:
     values = set()
-    for wide, bins, picks in ((False, 10, (1, 5, 9)), (False, 31, (9, 15)), (True, 31, (7, 15, 30))):
+    for wide, bins, picks in ((False, 10, (1, 5, 9)), (False, 31, (9, 15)),
+                              (True, 31, (7, 15, 30))):
       table = policies.magnitudes(name, bins, SIZE, SIZE, wide)
       if table is not None:
         values |= {float(table[i]) for i in (range(bins) if all_bins else picks)}
