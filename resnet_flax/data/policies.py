@@ -66,7 +66,9 @@ ROW = 13
 
 def magnitudes(name: str, num_bins: int, height: int, width: int, wide: bool) -> np.ndarray | None:
   """The op's magnitude bins (torchvision's _augmentation_space; `wide`: TrivialAugmentWide's),
-  as float32 values of the exact linspace; None for ops without a magnitude."""
+  as float32 values of the exact linspace; None for ops without a magnitude. torch's float32
+  linspace (vectorised, so CPU-dependent) can land a last bit below a whole number, which
+  int() then truncates for a translation: here the exact value (benchmarks/NOTES.md)."""
   top = {'ShearX': 0.3, 'ShearY': 0.3, 'TranslateX': 150.0 / 331.0 * width,
          'TranslateY': 150.0 / 331.0 * height, 'Rotate': 30.0}.get(name, 0.9)
   if wide:
