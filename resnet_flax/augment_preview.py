@@ -1,7 +1,8 @@
 """A PNG grid of what each augmentation policy does: rows are policies (a few draws each),
 columns a few scikit-learn digits and synthetic colour images.
 
-  python -m resnet_flax.augment_preview --out policies.png [--draws 2] [--randaugment_n 2 --randaugment_m 9]
+  python -m resnet_flax.augment_preview --out policies.png [--draws 2] [--policies randaugment]
+      [--randaugment_n 2 --randaugment_m 9]
 
 The same ops as training (data/policies.py, on uint8 values, no crop, flip or cutout), each
 cell with its own key, so a researcher sees the range of images a policy produces.
@@ -42,10 +43,11 @@ def synthetic_images(count: int) -> np.ndarray:
 
 
 def preview(images: np.ndarray, draws: int, randaugment_n: int = 2, randaugment_m: int = 9,
-            seed: int = 0) -> dict[str, list[np.ndarray]]:
+            seed: int = 0, names: tuple[str, ...] = policies.POLICIES[1:]
+            ) -> dict[str, list[np.ndarray]]:
   """{policy: [a (N, H, W, C) uint8 batch per draw]}; 'none' once, the input."""
   out = {'none': [images]}
-  for index, policy in enumerate(policies.POLICIES[1:]):
+  for index, policy in enumerate(names):
     out[policy] = []
     for draw in range(draws):
       key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), index), draw)
@@ -80,11 +82,17 @@ def main(argv: list[str] | None = None) -> None:
   parser.add_argument('--draws', type=int, default=2, help='rows per policy')
   parser.add_argument('--digits', type=int, default=4, help='digit columns')
   parser.add_argument('--synthetic', type=int, default=4, help='synthetic colour columns')
+  parser.add_argument('--policies', default=','.join(policies.POLICIES[1:]),
+                      help='comma-separated, from ' + ', '.join(policies.POLICIES[1:]))
   parser.add_argument('--randaugment_n', type=int, default=2)
   parser.add_argument('--randaugment_m', type=int, default=9)
   args = parser.parse_args(argv)
   images = np.concatenate([digit_images(args.digits), synthetic_images(args.synthetic)])
-  rows = preview(images, args.draws, args.randaugment_n, args.randaugment_m)
+  names = tuple(args.policies.split(','))
+  unknown = sorted(set(names) - set(policies.POLICIES[1:]))
+  if unknown:
+    parser.error(f'--policies: unknown {", ".join(unknown)}')
+  rows = preview(images, args.draws, args.randaugment_n, args.randaugment_m, names=names)
   print(f'wrote {write_grid(rows, args.out)}')
 
 
