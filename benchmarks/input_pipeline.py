@@ -72,6 +72,19 @@ def step_times(step: Callable[[], Any], n: int) -> list[float]:
   return times
 
 
+def resnet20_step(ds: Dataset) -> tuple[Any, Callable[..., Any], jax.Array, batches.DeviceData]:
+  """(state, train_step, rng, the data on the device): the model a train.py user gets (ResNet-20,
+  its conv backend), SGD momentum 0.9 with weight decay 1e-4 at a constant lr 0.1."""
+  config = default.get_config()
+  model = build.create_model(config.model, num_classes=10,
+                             parts=runtime.model_parts(config.model))
+  tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.1, momentum=0.9))
+  state = create_train_state(model, tx, jax.random.key(0), (32, 32, 3))
+  train_step = functools.partial(steps.train_step, schedule=optax.constant_schedule(0.1))
+  data = on_device.put_on_device(ds, SingleDeviceSharding(jax.devices()[0]))
+  return state, train_step, jax.random.key(1), data
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--batch', type=int, default=128)
@@ -90,14 +103,7 @@ def main() -> None:
   host = [host_images_per_sec(ds, args.batch, args.host_batches, epoch)
           for epoch in range(args.repeats)]
 
-  config = default.get_config()  # the model a train.py user gets: ResNet-20, its conv backend
-  model = build.create_model(config.model, num_classes=10,
-                             parts=runtime.model_parts(config.model))
-  tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.1, momentum=0.9))
-  state = create_train_state(model, tx, jax.random.key(0), (32, 32, 3))
-  train_step = functools.partial(steps.train_step, schedule=optax.constant_schedule(0.1))
-  rng = jax.random.key(1)
-  data = on_device.put_on_device(ds, SingleDeviceSharding(jax.devices()[0]))
+  state, train_step, rng, data = resnet20_step(ds)
   make_batch = functools.partial(batches.train_batch, opts=opts, prep=Preprocess.from_dataset(ds),
                                  seed=2, batch_size=args.batch, steps_per_epoch=steps_per_epoch,
                                  num_classes=10)

@@ -84,6 +84,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.augment.cutmix_alpha = 0.0  # cutmix: paste a box of area ~(1 - lam) from a permuted batch,
   #   lam ~ Beta(alpha, alpha) per batch, then lam = the area kept; 0 = off
   config.augment.mix_switch_prob = 0.5  # with both alphas > 0: the share of batches using cutmix
+  config.augment.policy = 'none'  # after crop and flip, on uint8 pixels, as torchvision's classes:
+  #   'autoaugment_cifar10' (Cubuk et al.'s CIFAR-10 policy), 'randaugment' (Cubuk et al. 2020,
+  #   n ops at magnitude m) or 'trivialaugment' (Mueller & Hutter, TrivialAugmentWide); 'none'
+  config.augment.randaugment_n = 2  # 'randaugment': ops applied per image (torchvision's num_ops)
+  config.augment.randaugment_m = 9  # 'randaugment': magnitude bin, 0..30 (torchvision's magnitude)
 
   config.batch_size = 128  # global batch, split evenly over all devices
   config.eval_batch_size = 500  # the last batch is padded and masked: every test image counts once

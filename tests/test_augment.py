@@ -68,6 +68,8 @@ def test_train_order_is_a_function_of_seed_and_epoch(ds):
     ({'augment.cutout': 17}, 'cutout=17 exceeds the 16x16'),
     ({'augment.mixup_alpha': -0.2}, 'mixup_alpha=-0.2 must be 0'),
     ({'augment.mix_switch_prob': 1.5}, 'from 0 to 1'),
+    ({'augment.policy': 'autoaugment'}, "policy='autoaugment': use one of 'none', "),
+    ({'augment.randaugment_m': 31}, 'randaugment_m=31: n must be at least 1 and m from 0 to 30'),
     ({'data.normalization': 'per_image'}, "use one of 'per_channel', 'per_pixel_mean'"),
     ({'data.image_size': -8}, 'image_size=-8 must be a positive size'),
     ({'data.cifar100_labels': 'coarse'}, 'CIFAR-100 only, not synthetic'),

@@ -168,9 +168,10 @@ def test_an_epoch_visits_distinct_examples_in_a_shuffled_order(data):
 
 AUGMENTED = Augment(crop_padding=2, crop_mode='reflect', flip=True, cutout=3, cutout_per_batch=True)
 MIXING = dataclasses.replace(AUGMENTED, mixup_alpha=0.4, cutmix_alpha=1.0)
+POLICY = dataclasses.replace(AUGMENTED, policy='randaugment', randaugment_n=3, randaugment_m=15)
 
 
-@pytest.mark.parametrize('opts', [AUGMENTED, MIXING], ids=['augmented', 'mixing'])
+@pytest.mark.parametrize('opts', [AUGMENTED, MIXING, POLICY], ids=['augmented', 'mixing', 'policy'])
 def test_same_key_and_step_same_batch_other_step_or_key_differs(data, opts):
   first = batch(data, opts, step=1)
   for key, value in batch(data, opts, step=1).items():
@@ -180,7 +181,8 @@ def test_same_key_and_step_same_batch_other_step_or_key_differs(data, opts):
     assert not np.array_equal(first['label'], other['label'])
 
 
-@pytest.mark.parametrize('opts', [PLAIN, AUGMENTED, MIXING], ids=['plain', 'augmented', 'mixing'])
+@pytest.mark.parametrize('opts', [PLAIN, AUGMENTED, MIXING, POLICY],
+                         ids=['plain', 'augmented', 'mixing', 'policy'])
 def test_host_fed_batches_equal_the_on_device_ones(data, opts):
   for step in (0, 2, 4):  # across an epoch boundary
     on_device_batch = batch(data, opts, step=step, seed=5)
@@ -263,6 +265,21 @@ def test_mixing_blends_or_pastes_a_partner_from_the_augmented_batch(data):
     if len(kinds) == 2:
       break
   assert kinds == {'mixup', 'cutmix'}
+
+
+@pytest.mark.slow  # two more compilations of the policy: about ten seconds
+def test_a_policy_runs_after_crop_and_flip_and_before_cutout(data):
+  """The policy changes the cropped, flipped images into other uint8 images; cutout's square
+  (the mean colour) comes after it, where the policy-free batch has it."""
+  out, without = batch(data, POLICY, step=1), batch(data, AUGMENTED, step=1)
+  np.testing.assert_array_equal(out['label'], without['label'])
+  no_cutout = batch(data, dataclasses.replace(POLICY, cutout=0), step=1)['image']
+  box = (without['image'] == 0).all(-1, keepdims=True)
+  np.testing.assert_array_equal(np.where(box, 0, no_cutout), out['image'])
+  pixels = no_cutout * 0.25 * 255 + 0.5 * 255
+  np.testing.assert_allclose(pixels, np.clip(np.rint(pixels), 0, 255), atol=1e-3)
+  changed = [not np.array_equal(a, b) for a, b in zip(out['image'], without['image'])]
+  assert sum(changed) > BATCH // 2
 
 
 def test_one_compilation_for_every_step_and_no_transfer_after_placement(ds):

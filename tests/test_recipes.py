@@ -113,6 +113,8 @@ DOCUMENTED_LR = {
     **{f'akamaster_resnet{n}_cifar10': AKA_WARM for n in (110, 1202)},
     **{f'wrn28_10{v}_{d}': WRN for v in ('', '_dropout') for d in ('cifar10', 'cifar100')},
     'kuangliu_resnet18_cifar10': COSINE_200, 'kuangliu_preact_resnet18_cifar10': COSINE_200,
+    'autoaugment_wrn28_10_cifar10': COSINE_200,
+    'sam_wrn28_10_cifar10': [(0, 0.1), (351_000, 0.05), (702_000, 0.0)],  # cosine, 1,800 epochs
     # 97 steps of 512 per epoch, 1,940 steps: 0.4 / 25 rising to 0.4 at 25%, then / 25 / 1e4.
     'fast94_resnet18_cifar10': [(0, 0.016), (485, 0.4), (1_940, 1.6e-6)],
     'default': [(0, 0.1), (31_979, 0.1), (31_980, 0.01), (47_970, 0.001), (63_959, 0.001)],

@@ -10,6 +10,8 @@ def saved_before_the_new_fields():
   del saved['model']['bn_running_var']
   del saved['optim']['decay_begin_epochs'], saved['optim']['adam_eps_placement']
   del saved['parallel']['preemption_check_every_steps']
+  for field in ('policy', 'randaugment_n', 'randaugment_m'):
+    del saved['augment'][field]
   return saved
 
 
@@ -22,3 +24,11 @@ def test_an_older_run_resumes_with_the_values_it_ran_with():
 def test_an_older_run_is_refused_where_the_new_default_changes_what_it_computes():
   diffs = resume.config_differences(saved_before_the_new_fields(), default.get_config())
   assert diffs == ["model.bn_running_var: 'biased' -> 'unbiased'"]
+
+
+def test_an_older_run_is_refused_when_a_policy_is_switched_on():
+  current = default.get_config()
+  current.model.bn_running_var = 'biased'
+  current.augment.policy = 'autoaugment_cifar10'
+  diffs = resume.config_differences(saved_before_the_new_fields(), current)
+  assert diffs == ["augment.policy: 'none' -> 'autoaugment_cifar10'"]

@@ -25,7 +25,8 @@ MAY_CHANGE = ('num_epochs', 'num_steps', 'num_examples', 'log_every_steps', 'eva
 # Fields added after checkpoints were first written, with the value that reproduces how runs
 # saved before them behaved: such a run resumes when the field still has that value.
 FORMERLY = {'model.bn_running_var': 'biased', 'optim.decay_begin_epochs': 0.0,
-            'optim.adam_eps_placement': 'corrected'}
+            'optim.adam_eps_placement': 'corrected', 'augment.policy': 'none',
+            'augment.randaugment_n': 2, 'augment.randaugment_m': 9}
 
 
 # Schedules shaped by the total number of steps: training longer would reshape the past.

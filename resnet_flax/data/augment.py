@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from resnet_flax.data import policies
 from resnet_flax.errors import UserError
 
 CROP_MODES = ('zero', 'reflect')
@@ -34,6 +35,9 @@ class Augment:
   mixup_alpha: float = 0.0
   cutmix_alpha: float = 0.0
   mix_switch_prob: float = 0.5
+  policy: str = 'none'
+  randaugment_n: int = 2
+  randaugment_m: int = 9
 
   @classmethod
   def from_config(cls, aug: ml_collections.ConfigDict) -> 'Augment':
@@ -61,6 +65,13 @@ class Augment:
       raise UserError(f'--config.augment.cutout={self.cutout} exceeds the {height}x{width} '
                       'training images. Use a smaller square (DeVries & Taylor: 16 on CIFAR-10, '
                       '8 on CIFAR-100), or 0 for none.')
+    if self.policy not in policies.POLICIES:
+      raise UserError(f'--config.augment.policy={self.policy!r}: use one of '
+                      f'{", ".join(map(repr, policies.POLICIES))}.')
+    if self.randaugment_n < 1 or not 0 <= self.randaugment_m < policies.NUM_BINS:
+      raise UserError(f'--config.augment.randaugment_n={self.randaugment_n} and randaugment_m='
+                      f'{self.randaugment_m}: n must be at least 1 and m from 0 to '
+                      f'{policies.NUM_BINS - 1}.')
     if not 0 <= self.mix_switch_prob <= 1:
       raise UserError(f'--config.augment.mix_switch_prob={self.mix_switch_prob} is a '
                       'probability: use a value from 0 to 1.')
@@ -130,6 +141,17 @@ def flip(images: jax.Array, keys: jax.Array, batch_key: jax.Array, opts: Augment
     return images
   flipped = jax.vmap(jax.random.bernoulli)(keys)
   return jnp.where(flipped[:, None, None, None], images[:, :, ::-1], images)
+
+
+# Registered after crop and flip, and cutout runs after normalisation: torchvision's CIFAR
+# recipes apply RandomCrop, RandomHorizontalFlip, then the policy on uint8, then Normalize
+# and cutout.
+@augmentation(stream=3)
+def policy(images: jax.Array, keys: jax.Array, batch_key: jax.Array, opts: Augment) -> jax.Array:
+  """AutoAugment (CIFAR-10 policy), RandAugment (n, m) or TrivialAugmentWide on each image,
+  as torchvision's classes sample and apply them (data/policies.py)."""
+  del batch_key
+  return policies.apply(opts.policy, images, keys, opts.randaugment_n, opts.randaugment_m)
 
 
 @augmentation(stream=2, normalized=True)

@@ -18,6 +18,7 @@ from typing import Any
 from resnet_flax.cpu.backend import BACKENDS
 from resnet_flax.data.augment import CROP_MODES
 from resnet_flax.data.on_device import ON_DEVICE_SETTINGS
+from resnet_flax.data.policies import NUM_BINS, POLICIES
 from resnet_flax.data.sources import CIFAR100_LABELS, NORMALIZATIONS
 from resnet_flax.errors import UserError
 from resnet_flax.models import registry
@@ -76,6 +77,12 @@ RULES: dict[str, Rule] = {
     'augment.mixup_alpha': non_negative('0: off'),
     'augment.cutmix_alpha': non_negative('0: off'),
     'augment.mix_switch_prob': probability(),
+    'augment.policy': one_of(*POLICIES),
+    'augment.randaugment_n': positive_int('ops per image'),
+    'augment.randaugment_m': Rule(f'a whole number from 0 to {NUM_BINS - 1} (a magnitude bin)',
+                                  lambda v: isinstance(v, int) and not isinstance(v, bool)
+                                  and 0 <= v < NUM_BINS,
+                                  (-1, NUM_BINS, 9.0, 4.5, True, 'abc', None, (1,))),
 
     'batch_size': positive_int('the global batch; a multiple of the device count'),
     'eval_batch_size': positive_int('the global batch; a multiple of the device count'),
