@@ -58,7 +58,8 @@ def build(model_name: str, fields: dict[str, Any], batch: int,
   for key in ('conv_backend', 'recompute_bn', 'scan_blocks', 'dtype'):
     if key in fields:
       value = fields.pop(key) if key in ('conv_backend', 'recompute_bn') else fields[key]
-      cfg[key] = {True: 'on', False: 'off'}.get(value, value) if key == 'recompute_bn' else value
+      as_choice = key in ('recompute_bn', 'scan_blocks')  # config choices 'on'/'off'
+      cfg[key] = {True: 'on', False: 'off'}.get(value, value) if as_choice else value
   parts = runtime.model_parts(cfg, sharded_jit=devices > 1)
   model = create_model(model_name, num_classes=10, **parts.fields(), **fields)
   variables = jax.jit(functools.partial(model.init, train=False))(

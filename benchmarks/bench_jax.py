@@ -74,7 +74,8 @@ def setup(model: str, batch: int) -> dict[str, Any]:
   """Builds, initialises and compiles; returns sizes, init/compile times and XLA's FLOP count."""
   config = default.get_config()
   config.model.name = protocol.base_name(model)
-  config.model.scan_blocks = model.endswith(protocol.SCAN)
+  config.model.scan_blocks = 'on' if protocol.SCAN in model else 'auto'
+  config.model.remat_blocks = 'off' if model.endswith(protocol.KEEP) else 'auto'
   if model.endswith(protocol.BF16):
     config.model.dtype = 'bfloat16'
   config.batch_size = batch

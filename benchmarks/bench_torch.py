@@ -111,7 +111,8 @@ class KuangliuResNet18(nn.Module):
 
 
 MODELS = {'resnet20': lambda: CifarResNet(20), 'resnet56': lambda: CifarResNet(56),
-          'resnet110': lambda: CifarResNet(110), 'resnet18': KuangliuResNet18}
+          'resnet110': lambda: CifarResNet(110), 'resnet1202': lambda: CifarResNet(1202),
+          'resnet18': KuangliuResNet18}
 
 
 def _timed(fn) -> float:

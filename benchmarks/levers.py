@@ -39,9 +39,9 @@ VARIANTS = {
     'XLA convs, --xla_cpu_enable_fast_math=true': ('--xla_cpu_enable_fast_math=true', XLA, None),
     'XLA convs, --xla_cpu_use_xnnpack=false': ('--xla_cpu_use_xnnpack=false', XLA, None),
     'BatchNorm stores x - mean for its backward (oneDNN convs)': ('', {}, 'stored_bn'),
-    'scan_blocks (oneDNN convs)': ('', {'model.scan_blocks': True}, None),
-    'scan_blocks, XLA convs, hand-written backward': ('', {**XLA, 'model.scan_blocks': True}, None),
-    'scan_blocks, XLA convs, autodiff backward': ('', {**XLA, 'model.scan_blocks': True},
+    'scan_blocks (oneDNN convs)': ('', {'model.scan_blocks': 'on'}, None),
+    'scan_blocks, XLA convs, hand-written backward': ('', {**XLA, 'model.scan_blocks': 'on'}, None),
+    'scan_blocks, XLA convs, autodiff backward': ('', {**XLA, 'model.scan_blocks': 'on'},
                                                   'autodiff_scan'),
 }
 
@@ -65,7 +65,7 @@ def run_variant(model: str, overrides: dict, patch: str | None, steps: int, repe
     layers.RecomputedBatchNorm = layers.nn.BatchNorm
   import bench_jax
   import protocol
-  scan = overrides.pop('model.scan_blocks', False)
+  scan = overrides.pop('model.scan_blocks', 'off') == 'on'
   info = bench_jax.setup(model + (protocol.SCAN if scan else ''), 128)
   bench_jax.train(1)
   bench_jax.evaluate(1)

@@ -15,15 +15,17 @@ import traceback
 from typing import Any, Callable
 
 Handler = Callable[..., dict[str, Any]]
-# A model name ending in this means ours with model.scan_blocks=True (PyTorch: the same net).
+# A model name ending in this means ours with model.scan_blocks='on' (PyTorch: the same net).
 SCAN = '_scan'
 # ... in this: ours with model.dtype=bfloat16, PyTorch under torch.autocast('cpu', bfloat16).
 BF16 = '_bf16'
+# ... in this: ours with model.remat_blocks='off' (every block's activations kept for backward).
+KEEP = '_keep'
 
 
 def base_name(name: str) -> str:
   """The model a suite name stands for: 'resnet110_scan' and 'resnet110_bf16' are ResNet-110s."""
-  return name.removesuffix(SCAN).removesuffix(BF16)
+  return name.removesuffix(KEEP).removesuffix(SCAN).removesuffix(BF16)
 
 
 def serve(handlers: dict[str, Handler]) -> None:

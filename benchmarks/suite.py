@@ -42,12 +42,15 @@ import protocol
 
 MODELS = ('resnet20', 'resnet56', 'resnet110', 'resnet20_bf16', 'resnet110_bf16', 'resnet18',
           'resnet20_scan', 'resnet110_scan')
-SCAN = protocol.SCAN  # ours with model.scan_blocks=True; PyTorch runs the same net unrolled
+# Asked for by name only (`--models resnet1202 --batch 32`): minutes a model at batch 128;
+# benchmarks/depth.py measures their memory beside PyTorch's.
+DEEP = ('resnet1202', 'resnet1202_keep')
+SCAN = protocol.SCAN  # ours with model.scan_blocks='on'; PyTorch runs the same net unrolled
 # protocol.BF16: ours with model.dtype=bfloat16, PyTorch under bfloat16 autocast (not a goal)
 
 
 def torch_name(name: str) -> str:
-  return name.removesuffix(SCAN)
+  return name.removesuffix(protocol.KEEP).removesuffix(SCAN)
 TORCH_PYTHON = os.path.join(ROOT, '.venv-bench', 'bin', 'python')
 GPU_NOTE = 'not measured: no GPU in this run'
 GiB = 2**30
@@ -564,7 +567,8 @@ def render(results: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--models', default=','.join(MODELS), help=f'comma-separated, of {MODELS}')
+  parser.add_argument('--models', default=','.join(MODELS),
+                      help=f'comma-separated, of {MODELS + DEEP}')
   parser.add_argument('--repeats', type=int, default=0,
                       help='timed repeats per side and model (default 5; --quick: 1)')
   parser.add_argument('--quick', action='store_true',
@@ -583,7 +587,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help='leave out the train.py start-up and peak-RSS runs')
   args = parser.parse_args(argv)
   args.torch_variants = args.torch_variants or ('default' if args.quick else ','.join(TORCH_VARIANTS))
-  for flag, given, known in (('--models', args.models, MODELS),
+  for flag, given, known in (('--models', args.models, MODELS + DEEP),
                              ('--torch-variants', args.torch_variants, TORCH_VARIANTS)):
     unknown = set(given.split(',')) - set(known)
     if unknown:

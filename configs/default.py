@@ -29,8 +29,11 @@ def get_config() -> ml_collections.ConfigDict:
   #   (training is unaffected: batches are normalised with the biased variance either way)
   config.model.dropout_rate = 0.0  # between the convs of pre-activation basic blocks (WRN)
   config.model.zero_init_last_bn = False  # zero the last BN scale of each residual branch
-  config.model.scan_blocks = False  # nn.scan over each stage's repeated blocks: compile time flat
-  #   in depth, steps somewhat slower on CPU (benchmarks/NOTES.md); variables stacked per stage
+  config.model.scan_blocks = 'auto'  # nn.scan over each stage's repeated blocks: compile time flat
+  #   in depth, steps somewhat slower on CPU; variables stacked per stage. 'on', 'off', or 'auto':
+  #   scanned beyond training/layout.SCAN_ABOVE_BLOCKS blocks (benchmarks/NOTES.md, "Depth")
+  config.model.remat_blocks = 'auto'  # keep only each block's input for the backward pass and
+  #   recompute the rest there: less memory, more forward work. 'on', 'off', or 'auto': as scanned
   config.model.conv_backend = 'auto'  # convolution kernels: 'onednn' (oneDNN's, CPU on one device:
   #   float32, or bfloat16 where the CPU has AMX/AVX512-BF16), 'xla', or 'auto': oneDNN where it
   #   applies, as it was measured faster there (resnet_flax/cpu/backend.py); same function

@@ -157,7 +157,7 @@ def test_batch_norm_is_recomputed_by_default_on_cpu_only(monkeypatch):
   assert recomputed(conv_backend='onednn') > 0
   assert recomputed(dtype='bfloat16') > 0  # oneDNN's or XLA's convs, as this CPU allows
   assert recomputed(conv_backend='xla') > 0
-  assert recomputed(conv_backend='xla', scan_blocks=True) > 0
+  assert recomputed(conv_backend='xla', scan_blocks='on') > 0
   assert recomputed(conv_backend='onednn', recompute_bn='off') == 0
   assert recomputed(plain=True) == 0 and recomputed(plain=True, recompute_bn='on') > 0
   monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')

@@ -55,7 +55,7 @@ def _loss_and_grads(conv_backend, **overrides):
 @pytest.mark.slow
 @pytest.mark.parametrize('scan', [False, True])
 def test_a_resnet_has_the_same_loss_and_gradients_on_either_backend(scan):
-  overrides = {'model.scan_blocks': scan, 'model.name': 'resnet20' if scan else 'resnet8'}
+  overrides = {'model.scan_blocks': 'on' if scan else 'off', 'model.name': 'resnet20' if scan else 'resnet8'}
   (loss_xla, grads_xla), (loss_dnn, grads_dnn) = (
       _loss_and_grads(name, **overrides) for name in ('xla', 'onednn'))
   np.testing.assert_allclose(loss_dnn, loss_xla, rtol=1e-5)

@@ -77,6 +77,7 @@ class Checkpointer:
 
   def restore_latest_readable(
       self, target: TrainState, check: Callable[[dict[str, Any]], None] = lambda meta: None,
+      converters: Callable[[dict[str, Any]], tuple[Callable, Callable]] | None = None,
   ) -> tuple[TrainState, dict[str, Any]] | None:
     """The newest checkpoint that reads back, or None when there is none.
 
@@ -84,7 +85,8 @@ class Checkpointer:
     propagates. A checkpoint that fails to read is set aside (moved to
     workdir/corrupt_checkpoints/, with a warning) only once an older one restores: when
     none does, the cause is more likely the code or the machine than the files, so
-    nothing is moved and a UserError says what failed.
+    nothing is moved and a UserError says what failed. `converters(meta)`: (to the saved
+    structure, back to `target`'s), for a checkpoint saved in another layout (relayout.py).
     """
     failed: list[tuple[int, Exception]] = []
     for step in reversed(self.steps()):
@@ -94,8 +96,10 @@ class Checkpointer:
         failed.append((step, e))
         continue
       check(meta)
+      to_saved, from_saved = converters(meta) if converters else (None, None)
       try:
-        state = self.restore(step, target)
+        state = (from_saved(self.restore(step, to_saved(target))) if converters
+                 else self.restore(step, target))
       except Exception as e:
         failed.append((step, e))
         continue

@@ -16,7 +16,7 @@ MAY_CHANGE = ('num_epochs', 'num_steps', 'num_examples', 'log_every_steps', 'eva
               'compilation_cache_dir', 'cpu_host_memory_tuning',
               'data.data_dir', 'data.download', 'data.cifar_dir', 'eval_batch_size',
               'model.init_from', 'model.init_reinit_head', 'model.conv_backend',
-              'model.recompute_bn',
+              'model.recompute_bn', 'model.scan_blocks', 'model.remat_blocks',  # same function
               # how the same computation is laid out over devices and hosts
               'parallel.mode', 'parallel.transfer_guard', 'parallel.distributed',
               'parallel.coordinator_address', 'parallel.num_processes', 'parallel.process_id',

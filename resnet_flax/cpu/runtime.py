@@ -14,7 +14,7 @@ import dataclasses
 import jax
 import ml_collections
 
-from resnet_flax.training import build
+from resnet_flax.training import build, layout
 from resnet_flax.cpu import backend, compile_cache, devices, host_memory, onednn
 from resnet_flax.models import layers, parts as parts_lib
 
@@ -53,14 +53,15 @@ def model_parts(model_cfg: ml_collections.ConfigDict,
   if recompute is None:  # auto: where it was measured faster
     recompute = jax.default_backend() == 'cpu'
     norm_why = f'auto on {jax.default_backend()}'
-  plain = parts_lib.plain(model_cfg.scan_blocks, recompute, build.unbiased_running_var(model_cfg))
+  blocks = layout.block_layout(model_cfg)
+  plain = parts_lib.plain(blocks.scan, recompute, build.unbiased_running_var(model_cfg))
   conv = plain.conv
   if conv_name == 'onednn':
     conv = layers.conv_computed_by(onednn.conv_general_dilated)
-  elif model_cfg.scan_blocks:
+  elif blocks.scan:
     conv_why += '; hand-written backward in scanned stages'
   norm = ('recomputed' if recompute else
           'autodiff' if build.unbiased_running_var(model_cfg) else 'flax')
   return parts_lib.ModelParts(conv, plain.norm,
                               f'{conv_name} convolutions ({conv_why}), {norm} BatchNorm '
-                              f'({norm_why})')
+                              f'({norm_why}), {blocks.why}')

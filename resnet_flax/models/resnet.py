@@ -7,6 +7,7 @@ blocks output `expansion` times it). `norm` and `conv` are factories handed down
 which takes them from its builder (models/parts.py): the model chooses no kernels itself.
 """
 
+import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -214,6 +215,15 @@ def _scan_step(block: nn.Module, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarr
   return block(x, train), None
 
 
+def _recomputed(block_cls: ModuleDef, in_scan: bool) -> ModuleDef:
+  """`block_cls` under nn.remat: only the block's input is kept for the backward pass, which
+  runs the block's forward again. `train` is static; a scan body needs no CSE barrier."""
+  partial = block_cls if isinstance(block_cls, functools.partial) else None
+  cls = partial.func if partial else block_cls
+  remat = nn.remat(cls, static_argnums=(2,), prevent_cse=not in_scan)  # (self, x, train)
+  return functools.partial(remat, *partial.args, **partial.keywords) if partial else remat
+
+
 class ResNet(nn.Module):
   """A ResNet over NHWC images. Stage i has `stage_sizes[i]` blocks of (inner) width `widths[i]`.
 
@@ -226,6 +236,8 @@ class ResNet(nn.Module):
   (`stage{i}_blocks`, variables stacked on a leading axis of length n-1), so trace and
   compile time stop growing with depth; `scan_layout` converts variables between the
   layouts. Give it convs that stay fast in a loop body (models/parts.plain: layers.scan_conv).
+  `remat_blocks` keeps only each block's input for the backward pass and recomputes the rest
+  there (nn.remat): the same function and gradients in less memory, for more forward work.
 
   `conv` and `norm` are the parts every conv and BatchNorm is built with (models/parts.py):
   a factory with layers.conv's signature and a BatchNorm class with nn.BatchNorm's fields.
@@ -246,6 +258,7 @@ class ResNet(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; logits in float32 or wider (float64 stays float64)
   block_options: Any = None  # extra block fields, e.g. {'dropout_rate': 0.3}
   scan_blocks: bool = False
+  remat_blocks: bool = False
   bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
   conv: ModuleDef = layers.conv  # builds every conv (models/parts.py)
   norm: ModuleDef = nn.BatchNorm  # the BatchNorm class (nn.BatchNorm or layers.RecomputedBatchNorm)
@@ -262,17 +275,18 @@ class ResNet(nn.Module):
     x = self.stem_cls(self.stem_width or self.widths[0], norm, self.dtype, conv=self.conv,
                       name='stem')(x)
     parts = (self.shortcut_cls, norm, self.dtype, self.conv)
+    block_cls = _recomputed(self.block_cls, False) if self.remat_blocks else self.block_cls
+    scan_cls = _recomputed(self.block_cls, True) if self.remat_blocks else self.block_cls
     for i, (blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
       scanned = self.scan_blocks and blocks > 1
       for j in range(1, 2 if scanned else blocks + 1):
         strides = 2 if i > 0 and j == 1 else 1
-        x = self.block_cls(width, strides, *parts, **options,
-                           name=f'stage{i + 1}_block{j}')(x, train)
+        x = block_cls(width, strides, *parts, **options, name=f'stage{i + 1}_block{j}')(x, train)
       if scanned:
         scan = nn.scan(_scan_step, variable_axes={'params': 0, 'batch_stats': 0},
                        split_rngs={'params': True, 'dropout': True},
                        in_axes=(nn.broadcast,), length=blocks - 1)
-        block = self.block_cls(width, 1, *parts, **options, name=f'stage{i + 1}_blocks')
+        block = scan_cls(width, 1, *parts, **options, name=f'stage{i + 1}_blocks')
         x, _ = scan(block, x, train)
     if self.final_norm:
       x = relu(norm(name='final_bn')(x))

@@ -7,6 +7,7 @@ import ml_collections
 import optax
 
 from resnet_flax.training import durations, optim, parallel
+from resnet_flax.training.layout import block_layout
 
 from resnet_flax import models
 from resnet_flax.errors import UserError
@@ -25,16 +26,17 @@ def create_model(cfg: ml_collections.ConfigDict, num_classes: int,
   parts = parts or plain_parts(cfg)
   if unbiased_running_var(cfg):
     overrides['bn_unbiased_running_var'] = True
+  scan, remat = block_layout(cfg).fields()
   return models.create_model(cfg.name, num_classes=num_classes, dtype=jnp.dtype(cfg.dtype),
                              bn_momentum=cfg.bn_momentum, bn_epsilon=cfg.bn_epsilon,
-                             scan_blocks=cfg.scan_blocks, block_options=block_options,
+                             scan_blocks=scan, remat_blocks=remat, block_options=block_options,
                              **parts.fields(), **overrides)
 
 
 def plain_parts(cfg: ml_collections.ConfigDict) -> parts_lib.ModelParts:
   """The pure-JAX parts for `config.model` on any backend: lax's convs, and flax's BatchNorm
   unless model.recompute_bn is 'on'. Evaluation and prediction need nothing more."""
-  return parts_lib.plain(cfg.scan_blocks, recompute_bn(cfg.get('recompute_bn', 'auto')) is True,
+  return parts_lib.plain(block_layout(cfg).scan, recompute_bn(cfg.get('recompute_bn', 'auto')) is True,
                          unbiased_running_var(cfg))
 
 

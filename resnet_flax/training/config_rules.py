@@ -23,7 +23,7 @@ from resnet_flax.data.sources import CIFAR100_LABELS, NORMALIZATIONS
 from resnet_flax.errors import UserError
 from resnet_flax.models import registry
 from resnet_flax.reporting.writer import WANDB_MODES
-from resnet_flax.training import build, optim, parallel
+from resnet_flax.training import build, layout, optim, parallel
 from resnet_flax.training.rules import (Rule, boolean, increasing_ints, integer, non_negative,
                                         non_negative_int, number, numbers, one_of, positive,
                                         positive_int, probability, string)
@@ -41,7 +41,8 @@ RULES: dict[str, Rule] = {
     'model.bn_running_var': one_of(*build.BN_RUNNING_VARS),
     'model.dropout_rate': number(0.0, 1.0, high_open=True),
     'model.zero_init_last_bn': boolean(),
-    'model.scan_blocks': boolean(),
+    'model.scan_blocks': one_of(*layout.CHOICES),
+    'model.remat_blocks': one_of(*layout.CHOICES),
     'model.conv_backend': one_of(*BACKENDS),
     'model.recompute_bn': one_of('auto', 'on', 'off'),
     'model.init_from': string(what="a PyTorch state dict's path, or '' for none"),

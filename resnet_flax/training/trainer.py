@@ -10,7 +10,7 @@ import ml_collections
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from resnet_flax import data as data_lib
-from resnet_flax.checkpoints import resume, workdir_lock
+from resnet_flax.checkpoints import relayout, resume, workdir_lock
 from resnet_flax.checkpoints.checkpointing import Checkpointer
 from resnet_flax.cpu import runtime as cpu_runtime
 from resnet_flax.data.feed import Feed
@@ -75,10 +75,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, runtime: cpu_runtime
                       best_metric=checks.best_metric(config, dataset))
   cleanup.callback(ckpt.close)
   restored = ckpt.restore_latest_readable(
-      state, check=lambda meta: resume.check_same_run(meta['config'], config, ckpt.directory))
+      state, check=lambda meta: resume.check_same_run(meta['config'], config, ckpt.directory),
+      converters=lambda meta: relayout.converters(meta['config'], config,
+                                                getattr(model, 'stage_sizes', ())))
   pending: list[dict[str, Any]] = []  # per-step training metrics not yet logged
   if restored:
     state, meta = restored
+    state = jax.device_put(state, replicated)  # a converted layout comes back uncommitted
     pending = meta.get('pending', [])
     log.print(f'Resumed from {ckpt.directory} at step {int(state.step)}.')
   elif config.model.init_from:

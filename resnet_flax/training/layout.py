@@ -1,0 +1,67 @@
+"""How a ResNet's blocks are laid out, from `model.scan_blocks` and `model.remat_blocks`.
+
+Unrolled blocks compile in time that grows faster than linearly with depth; scanned stages
+(nn.scan over each stage's repeated blocks) compile in time flat in depth but step somewhat
+slower on CPU. 'auto' scans the nets too deep to compile unrolled in reasonable time and
+recomputes their blocks in the backward pass, where activation memory grows with depth
+(benchmarks/NOTES.md, "Depth"). Every choice computes the same function; scan_layout
+converts variables between the layouts.
+"""
+
+import dataclasses
+from typing import Any
+
+import ml_collections
+
+from resnet_flax import models
+from resnet_flax.errors import UserError
+
+CHOICES = ('auto', 'on', 'off')
+# 'auto' scans a net with more residual blocks than this in all (its unrolled compile
+# passed a minute beyond it; every registered net up to ResNet-110 stays unrolled).
+SCAN_ABOVE_BLOCKS = 64
+_LEGACY = {True: 'on', False: 'off'}  # configs saved before 'auto' held booleans
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockLayout:
+  """`scan`: stages scanned; `remat`: blocks recomputed in the backward pass; `why`: one line."""
+  scan: bool
+  remat: bool
+  why: str
+
+  def fields(self) -> tuple[bool, bool]:
+    return self.scan, self.remat
+
+
+def choice(cfg: ml_collections.ConfigDict, field: str) -> str:
+  """`model.<field>` as 'auto', 'on' or 'off' (a saved config's True/False read as on/off)."""
+  value = cfg.get(field, 'off')
+  value = _LEGACY.get(value, value) if isinstance(value, bool) else value
+  if value not in CHOICES:
+    raise UserError(f'--config.model.{field}={value!r} is not one of {", ".join(CHOICES)}: '
+                    "'auto' decides by depth, 'on'/'off' for every model.")
+  return value
+
+
+def num_blocks(model: Any) -> int:
+  """Residual blocks in all (0 for a model without stages)."""
+  return sum(getattr(model, 'stage_sizes', ()) or ())
+
+
+def block_layout(cfg: ml_collections.ConfigDict) -> BlockLayout:
+  """The layout `cfg` (config.model) asks for; 'auto' decides by the registered model's depth."""
+  scan_choice, remat_choice = choice(cfg, 'scan_blocks'), choice(cfg, 'remat_blocks')
+  blocks = num_blocks(models.create_model(cfg.name, num_classes=2))
+  if scan_choice == 'auto':
+    scan = blocks > SCAN_ABOVE_BLOCKS
+    scan_why = (f'auto: {blocks} blocks {">" if scan else "<="} {SCAN_ABOVE_BLOCKS}, '
+                f'{"unrolled would compile for minutes" if scan else "unrolled steps faster"}')
+  else:
+    scan, scan_why = scan_choice == 'on', 'model.scan_blocks'
+  remat = scan if remat_choice == 'auto' else remat_choice == 'on'
+  remat_why = 'auto: as scanned' if remat_choice == 'auto' else 'model.remat_blocks'
+  where = 'scanned stages' if scan else 'unrolled blocks'
+  kept = ('each block recomputed in the backward pass' if remat
+          else 'activations kept for the backward pass')
+  return BlockLayout(scan, remat, f'{where} ({scan_why}), {kept} ({remat_why})')
