@@ -334,22 +334,28 @@ def bench_train_py(plan: Plan, scratch: str) -> dict[str, list[dict[str, Any]]]:
   return out
 
 
-QUICK_PIPELINE_FLAGS = {'--repeats': '1', '--steps': '1', '--host-batches': '10',
-                        '--num-train': '2048'}
+# Scripts whose own report the suite embeds: (script, section title, flags for --quick, whichever
+# the script accepts).
+EMBEDDED = (
+    ('input_pipeline', 'Input pipeline',
+     {'--repeats': '1', '--steps': '1', '--host-batches': '10', '--num-train': '2048'}),
+    ('augment_cost', 'Augmentation policies: ResNet-20 train step and batch builder',
+     {'--repeats': '1', '--steps': '1'}),
+)
 
 
-def bench_input_pipeline(quick: bool) -> dict[str, Any] | None:
-  """benchmarks/input_pipeline.py's own report, where that script exists (its defaults; with
-  --quick, whichever of QUICK_PIPELINE_FLAGS it accepts)."""
-  script = os.path.join(HERE, 'input_pipeline.py')
+def bench_script(name: str, quick_flags: dict[str, str], quick: bool) -> dict[str, Any] | None:
+  """benchmarks/<name>.py's own report, where that script exists (its defaults; with --quick,
+  whichever of `quick_flags` it accepts)."""
+  script = os.path.join(HERE, f'{name}.py')
   if not os.path.exists(script):
     return None
   cmd = [sys.executable, script]
   if quick:
     usage = subprocess.run([*cmd, '--help'], cwd=ROOT, capture_output=True, text=True,
                            env=worker_env(1), timeout=300, check=False).stdout
-    cmd += [x for flag, value in QUICK_PIPELINE_FLAGS.items() if flag in usage for x in (flag, value)]
-  log(f'input pipeline: {" ".join(cmd[1:])}')
+    cmd += [x for flag, value in quick_flags.items() if flag in usage for x in (flag, value)]
+  log(f'{name}: {" ".join(cmd[1:])}')
   proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=worker_env(1),
                         timeout=1800, check=False)
   return {'command': ' '.join(['python', os.path.relpath(script, ROOT), *cmd[2:]]),
@@ -543,10 +549,11 @@ def render(results: dict[str, Any]) -> str:
       lines.append(f'| {START_KINDS[kind][0]} | {r["runs"]} | {_f(r["summary_s"])} '
                    f'| {_f(r["first_step_s"])} | {r["rss_gib"]:.2f} | {r["max_steps"]} |')
     lines.append('')
-  pipe = results.get('input_pipeline')
-  if pipe:
-    lines += ['## Input pipeline', '', f'`{pipe["command"]}` (exit {pipe["returncode"]}):', '',
-              '```', pipe['stdout'] or '(no output)', '```', '']
+  for name, title, _ in EMBEDDED:
+    run = results.get(name)
+    if run:
+      lines += [f'## {title}', '', f'`{run["command"]}` (exit {run["returncode"]}):', '',
+                '```', run['stdout'] or '(no output)', '```', '']
   lines += ['## How to read this', '',
             '- Both sides use the same batch every step (no input pipeline), the same '
             'optimizer (SGD momentum 0.9, weight decay 1e-4) and train-mode BatchNorm; PyTorch '
@@ -627,7 +634,8 @@ def main(argv: list[str] | None = None) -> None:
                                             threads)
     if not args.skip_train_py:
       results['train_py'] = bench_train_py(plan, scratch)
-    results['input_pipeline'] = bench_input_pipeline(args.quick)
+    for name, _, quick_flags in EMBEDDED:
+      results[name] = bench_script(name, quick_flags, args.quick)
   results['machine']['load_end'] = os.getloadavg()
   results['minutes'] = (time.perf_counter() - started) / 60
   report = render(results)
