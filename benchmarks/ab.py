@@ -78,7 +78,13 @@ def build(model_name: str, fields: dict[str, Any], batch: int,
   start = time.perf_counter()
   step = jax.jit(train_step, donate_argnums=(0, 1, 2)).lower(*state, images, labels).compile()
   compile_s = time.perf_counter() - start
-  return lambda *s: step(*s, images, labels), state, compile_s
+  return lambda *s: step(*s, images, labels), state, (compile_s, temp_gib(step))
+
+
+def temp_gib(compiled: Any) -> float:
+  """XLA's temp buffer for one step (activations kept for the backward pass, mostly), GiB."""
+  analysis = compiled.memory_analysis()
+  return getattr(analysis, 'temp_size_in_bytes', 0) / 2**30
 
 
 def main() -> None:
@@ -120,13 +126,14 @@ def main() -> None:
   print(f'{args.model}, batch {args.batch} on {placed} device(s): '
         f'{args.rounds - args.warmup} rounds x {args.steps} '
         'steps each, alternating\n\n| variant | fields | compile (s) | step median (ms) | '
-        'step p25-p75 (ms) | img/s |\n|---|---|---|---|---|---|')
-  for name, (_, _, compile_s) in built.items():
+        'step p25-p75 (ms) | img/s | XLA temp (GiB) |\n|---|---|---|---|---|---|---|')
+  for name, (_, _, (compile_s, temp)) in built.items():
     fields = (args.a if name == 'a' else args.b) or '(defaults)'
     q = statistics.quantiles(times[name], n=4)
     median = statistics.median(times[name])
     print(f'| {name} | {fields} | {compile_s:.2f} | '
-          f'{median * 1e3:.1f} | {q[0] * 1e3:.1f}-{q[2] * 1e3:.1f} | {args.batch / median:.1f} |')
+          f'{median * 1e3:.1f} | {q[0] * 1e3:.1f}-{q[2] * 1e3:.1f} | {args.batch / median:.1f} | '
+          f'{temp:.3f} |')
   ratio = statistics.median(times['b']) / statistics.median(times['a'])
   print(f'\nb / a step time: {ratio:.3f}')
 

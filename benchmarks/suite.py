@@ -42,15 +42,15 @@ import protocol
 
 MODELS = ('resnet20', 'resnet56', 'resnet110', 'resnet20_bf16', 'resnet110_bf16', 'resnet18',
           'resnet20_scan', 'resnet110_scan')
-# Asked for by name only (`--models resnet1202 --batch 32`): minutes a model at batch 128;
-# benchmarks/depth.py measures their memory beside PyTorch's.
-DEEP = ('resnet1202', 'resnet1202_keep')
+# Asked for by name only (`--models resnet1202 --batch 32`): minutes a model at batch 128. Every
+# suite run embeds benchmarks/depth.py, which measures them (batch 32 and 128) with their memory.
+DEEP = ('resnet1202', 'resnet1202_convs', 'resnet1202_keep')
 SCAN = protocol.SCAN  # ours with model.scan_blocks='on'; PyTorch runs the same net unrolled
 # protocol.BF16: ours with model.dtype=bfloat16, PyTorch under bfloat16 autocast (not a goal)
 
 
 def torch_name(name: str) -> str:
-  return name.removesuffix(protocol.KEEP).removesuffix(SCAN)
+  return name.removesuffix(protocol.KEEP).removesuffix(protocol.CONVS).removesuffix(SCAN)
 TORCH_PYTHON = os.path.join(ROOT, '.venv-bench', 'bin', 'python')
 GPU_NOTE = 'not measured: no GPU in this run'
 GiB = 2**30
@@ -341,6 +341,9 @@ EMBEDDED = (
      {'--repeats': '1', '--steps': '1', '--host-batches': '10', '--num-train': '2048'}),
     ('augment_cost', 'Augmentation policies: ResNet-20 train step and batch builder',
      {'--repeats': '1', '--steps': '1'}),
+    ('depth', 'Depth: ResNet-20 to ResNet-1202, compile, train img/s and peak memory',
+     {'--runs': 'resnet20:32,resnet1202:8', '--steps': '1',
+      '--out': os.path.join(tempfile.gettempdir(), 'depth_quick.md')}),
 )
 
 

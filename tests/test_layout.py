@@ -29,23 +29,30 @@ def model_config(name, **fields):
     ('resnet1202', True), ('preact_resnet1001', True)])
 def test_auto_scans_only_the_nets_too_deep_to_compile_unrolled(name, scan):
   chosen = layout.block_layout(model_config(name))
-  assert chosen.fields() == (scan, scan)  # remat 'auto' follows the layout
+  assert chosen.fields() == (scan, 'on' if scan else 'off')  # remat 'auto' follows the layout
   assert ('scanned stages' if scan else 'unrolled blocks') in chosen.why and 'auto' in chosen.why
 
 
 def test_explicit_choices_override_auto_and_saved_booleans_still_read():
-  assert layout.block_layout(model_config('resnet20', scan_blocks='on')).fields() == (True, True)
-  assert layout.block_layout(model_config('resnet1202', remat_blocks='off')).fields() == (True, False)
-  assert layout.block_layout(model_config('resnet20', remat_blocks='on')).fields() == (False, True)
-  saved = ml_collections.ConfigDict({'name': 'resnet1202', 'scan_blocks': False})  # before 'auto'
-  assert layout.block_layout(saved).fields() == (False, False)
+  chosen = lambda name, **fields: layout.block_layout(model_config(name, **fields)).fields()
+  assert chosen('resnet20', scan_blocks='on') == (True, 'on')
+  assert chosen('resnet1202', remat_blocks='off') == (True, 'off')
+  assert chosen('resnet20', remat_blocks='on') == (False, 'on')
+  assert chosen('resnet1202', remat_blocks='convs') == (True, 'convs')
+  assert chosen('resnet20', remat_blocks='convs') == (False, 'convs')
+  saved = ml_collections.ConfigDict({'name': 'resnet1202', 'scan_blocks': False,  # before 'auto'
+                                     'remat_blocks': True})
+  assert layout.block_layout(saved).fields() == (False, 'on')
   with pytest.raises(UserError, match="--config.model.scan_blocks='yes'"):
     layout.block_layout(model_config('resnet20', scan_blocks='yes'))
+  with pytest.raises(UserError, match="--config.model.remat_blocks='some'.*auto, off, convs, on"):
+    layout.block_layout(model_config('resnet20', remat_blocks='some'))
 
 
 def test_the_start_up_line_says_the_layout_and_why():
   why = runtime.model_parts(model_config('resnet1202')).why
-  assert 'scanned stages (auto: 600 blocks > 64' in why and 'recomputed in the backward pass' in why
+  assert 'scanned stages (auto: 600 blocks > 64' in why
+  assert 'each block recomputed from its input in the backward pass (auto: scanned)' in why
 
 
 def _step_outputs(cfg, images, labels):
@@ -68,7 +75,8 @@ def _step_outputs(cfg, images, labels):
   return loss, back['batch_stats'], back['params']
 
 
-LAYOUTS = [('off', 'on'), ('on', 'off'), ('on', 'on')]  # (scan_blocks, remat_blocks)
+LAYOUTS = [('off', 'on'), ('off', 'convs'), ('on', 'off'), ('on', 'on'),  # (scan_blocks,
+           ('on', 'convs')]                                                    # remat_blocks)
 
 
 @functools.cache
@@ -83,8 +91,8 @@ def _batch():
 
 
 @pytest.mark.parametrize('conv_backend,scan,remat', [
-    pytest.param(backend, scan, remat, marks=() if (backend, scan, remat) == ('onednn', 'on', 'on')
-                 else pytest.mark.slow) for backend in ('onednn', 'xla') for scan, remat in LAYOUTS])
+    pytest.param(backend, scan, remat, marks=() if (backend, scan) == ('onednn', 'on') and
+                 remat in ('on', 'convs') else pytest.mark.slow) for backend in ('onednn', 'xla') for scan, remat in LAYOUTS])
 def test_every_layout_computes_the_same_loss_gradients_and_statistics(conv_backend, scan, remat):
   # Equal to float32 rounding, not bit for bit: remat and the scan body run the block's ops in
   # order, but XLA fuses them (and the loss's reductions) differently around a loop or a
@@ -95,6 +103,31 @@ def test_every_layout_computes_the_same_loss_gradients_and_statistics(conv_backe
                                       conv_backend=conv_backend), *_batch())
   assert jax.tree.structure(actual) == jax.tree.structure(expected)
   jax.tree.map(functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-6), actual, expected)
+
+
+def _compiled_step(remat):
+  """The compiled gradient step of a scanned ResNet-20 (XLA's convs) with `remat`."""
+  cfg = model_config('resnet20', scan_blocks='on', remat_blocks=remat, conv_backend='xla')
+  model = build.create_model(cfg, 10, parts=runtime.model_parts(cfg))
+  images, labels = np.zeros((8, 16, 16, 3), np.float32), np.zeros(8, np.int32)
+  variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), images)
+
+  def loss_fn(params, batch_stats):
+    logits, _ = model.apply({'params': params, 'batch_stats': batch_stats}, images, train=True,
+                            mutable=['batch_stats'])
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+  return jax.jit(jax.grad(loss_fn)).lower(variables['params'], variables['batch_stats']).compile()
+
+
+def test_recomputing_bn_and_relu_runs_no_conv_twice_and_keeps_less():
+  """remat 'convs' keeps the convs' outputs: as many convolutions as 'off', fewer than 'on'
+  (which runs each block's forward again), and less kept for the backward pass than 'off'."""
+  steps = {remat: _compiled_step(remat) for remat in ('off', 'convs', 'on')}
+  convs = {remat: step.as_text().count(' convolution(') for remat, step in steps.items()}
+  assert convs['convs'] == convs['off'] < convs['on'], convs
+  temp = {remat: step.memory_analysis().temp_size_in_bytes for remat, step in steps.items()}
+  assert temp['on'] < temp['convs'] < temp['off'], temp
 
 
 def test_optimizer_state_converts_between_layouts_exactly():

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from resnet_flax.models import layers
+from resnet_flax.models import layers, recompute
 from resnet_flax.models.layers import ModuleDef, batch_norm, relu
 
 Norm = Callable[..., nn.Module]
@@ -215,15 +215,6 @@ def _scan_step(block: nn.Module, x: jnp.ndarray, train: bool) -> tuple[jnp.ndarr
   return block(x, train), None
 
 
-def _recomputed(block_cls: ModuleDef, in_scan: bool) -> ModuleDef:
-  """`block_cls` under nn.remat: only the block's input is kept for the backward pass, which
-  runs the block's forward again. `train` is static; a scan body needs no CSE barrier."""
-  partial = block_cls if isinstance(block_cls, functools.partial) else None
-  cls = partial.func if partial else block_cls
-  remat = nn.remat(cls, static_argnums=(2,), prevent_cse=not in_scan)  # (self, x, train)
-  return functools.partial(remat, *partial.args, **partial.keywords) if partial else remat
-
-
 class ResNet(nn.Module):
   """A ResNet over NHWC images. Stage i has `stage_sizes[i]` blocks of (inner) width `widths[i]`.
 
@@ -236,8 +227,9 @@ class ResNet(nn.Module):
   (`stage{i}_blocks`, variables stacked on a leading axis of length n-1), so trace and
   compile time stop growing with depth; `scan_layout` converts variables between the
   layouts. Give it convs that stay fast in a loop body (models/parts.plain: layers.scan_conv).
-  `remat_blocks` keeps only each block's input for the backward pass and recomputes the rest
-  there (nn.remat): the same function and gradients in less memory, for more forward work.
+  `remat_blocks` recomputes each block in the backward pass (nn.remat): 'on' (True) keeps only
+  its input, 'convs' its input and its convs' outputs (BN and ReLU are recomputed, no conv):
+  the same function and gradients in less memory, for more forward work.
 
   `conv` and `norm` are the parts every conv and BatchNorm is built with (models/parts.py):
   a factory with layers.conv's signature and a BatchNorm class with nn.BatchNorm's fields.
@@ -258,7 +250,7 @@ class ResNet(nn.Module):
   dtype: Any = jnp.float32  # compute dtype; logits in float32 or wider (float64 stays float64)
   block_options: Any = None  # extra block fields, e.g. {'dropout_rate': 0.3}
   scan_blocks: bool = False
-  remat_blocks: bool = False
+  remat_blocks: bool | str = False  # recompute.MODES: 'off' (False), 'convs', 'on' (True)
   bn_axis_name: str | None = None  # a pmap/shard_map axis: BN statistics over all its devices
   conv: ModuleDef = layers.conv  # builds every conv (models/parts.py)
   norm: ModuleDef = nn.BatchNorm  # the BatchNorm class (nn.BatchNorm or layers.RecomputedBatchNorm)
@@ -274,9 +266,12 @@ class ResNet(nn.Module):
     x = jnp.asarray(x, self.dtype)
     x = self.stem_cls(self.stem_width or self.widths[0], norm, self.dtype, conv=self.conv,
                       name='stem')(x)
-    parts = (self.shortcut_cls, norm, self.dtype, self.conv)
-    block_cls = _recomputed(self.block_cls, False) if self.remat_blocks else self.block_cls
-    scan_cls = _recomputed(self.block_cls, True) if self.remat_blocks else self.block_cls
+    remat = recompute.mode(self.remat_blocks)
+    conv = recompute.named(self.conv) if remat == 'convs' else self.conv
+    parts = (self.shortcut_cls, norm, self.dtype, conv)
+    block_cls, scan_cls = (
+        (recompute.recomputed(self.block_cls, in_scan, remat) for in_scan in (False, True))
+        if remat != 'off' else (self.block_cls, self.block_cls))
     for i, (blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
       scanned = self.scan_blocks and blocks > 1
       for j in range(1, 2 if scanned else blocks + 1):

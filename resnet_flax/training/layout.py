@@ -14,9 +14,17 @@ from typing import Any
 import ml_collections
 
 from resnet_flax import models
+from resnet_flax.models import recompute
 from resnet_flax.errors import UserError
 
-CHOICES = ('auto', 'on', 'off')
+CHOICES = {'scan_blocks': ('auto', 'on', 'off'), 'remat_blocks': ('auto', *recompute.MODES)}
+# What remat 'auto' does where stages are scanned: each block recomputed from its input, the only
+# choice that keeps a scanned ResNet-1202 at batch 128 within PyTorch's memory (benchmarks/NOTES.md,
+# "Depth"); unrolled blocks keep all their activations.
+AUTO_REMAT = 'on'
+_KEPT = {'off': 'activations kept for the backward pass',
+         'convs': "conv outputs kept, BN and ReLU recomputed in the backward pass",
+         'on': 'each block recomputed from its input in the backward pass'}
 # 'auto' scans a net with more residual blocks than this in all (its unrolled compile
 # passed a minute beyond it; every registered net up to ResNet-110 stays unrolled).
 SCAN_ABOVE_BLOCKS = 64
@@ -25,22 +33,24 @@ _LEGACY = {True: 'on', False: 'off'}  # configs saved before 'auto' held boolean
 
 @dataclasses.dataclass(frozen=True)
 class BlockLayout:
-  """`scan`: stages scanned; `remat`: blocks recomputed in the backward pass; `why`: one line."""
+  """`scan`: stages scanned; `remat`: what a block keeps for the backward pass (recompute.MODES);
+  `why`: one line."""
   scan: bool
-  remat: bool
+  remat: str
   why: str
 
-  def fields(self) -> tuple[bool, bool]:
+  def fields(self) -> tuple[bool, str]:
     return self.scan, self.remat
 
 
 def choice(cfg: ml_collections.ConfigDict, field: str) -> str:
-  """`model.<field>` as 'auto', 'on' or 'off' (a saved config's True/False read as on/off)."""
+  """`model.<field>` as one of CHOICES[field] (a saved config's True/False read as on/off)."""
   value = cfg.get(field, 'off')
   value = _LEGACY.get(value, value) if isinstance(value, bool) else value
-  if value not in CHOICES:
-    raise UserError(f'--config.model.{field}={value!r} is not one of {", ".join(CHOICES)}: '
-                    "'auto' decides by depth, 'on'/'off' for every model.")
+  if value not in CHOICES[field]:
+    raise UserError(f'--config.model.{field}={value!r} is not one of '
+                    f'{", ".join(CHOICES[field])}: \'auto\' decides by depth, the others hold '
+                    'for every model (configs/default.py says what each does).')
   return value
 
 
@@ -59,9 +69,10 @@ def block_layout(cfg: ml_collections.ConfigDict) -> BlockLayout:
                 f'{"unrolled would compile for minutes" if scan else "unrolled steps faster"}')
   else:
     scan, scan_why = scan_choice == 'on', 'model.scan_blocks'
-  remat = scan if remat_choice == 'auto' else remat_choice == 'on'
-  remat_why = 'auto: as scanned' if remat_choice == 'auto' else 'model.remat_blocks'
+  if remat_choice == 'auto':
+    remat = AUTO_REMAT if scan else 'off'
+    remat_why = f'auto: {"scanned" if scan else "unrolled"}'
+  else:
+    remat, remat_why = remat_choice, 'model.remat_blocks'
   where = 'scanned stages' if scan else 'unrolled blocks'
-  kept = ('each block recomputed in the backward pass' if remat
-          else 'activations kept for the backward pass')
-  return BlockLayout(scan, remat, f'{where} ({scan_why}), {kept} ({remat_why})')
+  return BlockLayout(scan, remat, f'{where} ({scan_why}), {_KEPT[remat]} ({remat_why})')
