@@ -108,6 +108,7 @@ def main() -> None:
   sys.path[:0] = [ROOT]
   from resnet_flax.cpu import host_memory
   host_memory.keep_freed_memory()  # as train.py does, before JAX starts its threads
+  host_memory.one_step_at_a_time(args.devices)
 
   built = {name: build(args.model, dict(fields), args.batch, args.devices)
            for name, fields in variants.items()}

@@ -20,9 +20,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
 
-from resnet_flax.cpu import host_memory
+from resnet_flax.cpu import devices, host_memory
 
 host_memory.keep_freed_memory()  # as train.py does
+host_memory.one_step_at_a_time(devices.planned_count())
 
 import jax
 import jax.numpy as jnp

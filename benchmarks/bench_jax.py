@@ -40,6 +40,7 @@ def _startup_config() -> Any:
 
 
 CPU_DEVICES = devices.configure(_startup_config())
+host_memory.one_step_at_a_time(devices.planned_count())  # as train.py does
 _S: dict[str, Any] = {}  # the worker's state between commands
 
 

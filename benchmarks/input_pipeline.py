@@ -24,9 +24,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/
 
-from resnet_flax.cpu import host_memory, runtime
+from resnet_flax.cpu import devices, host_memory, runtime
 
 host_memory.keep_freed_memory()  # before JAX's and tf.data's threads allocate, as train.py does
+host_memory.one_step_at_a_time(devices.planned_count())
 
 import jax
 import jax.numpy as jnp

@@ -26,18 +26,17 @@ how = sys.argv[2]
 if how == 'cli_off':
   config.cpu_host_memory_tuning = False
 if how.startswith('cli'):
-  host_memory.tune_for_cli(config)
-if how == 'library':
-  config.compilation_cache_dir = ''
-  said = runtime.prepare(config).host_memory
-else:
-  said = host_memory.status()
+  host_memory.tune_for_cli(config)  # then runtime.prepare, as train.py does
+config.compilation_cache_dir = ''
+said = runtime.prepare(config).host_memory
 libc = ctypes.CDLL('libc.so.6')
 libc.sbrk.restype = libc.malloc.restype = ctypes.c_void_p
 libc.malloc.argtypes, libc.sbrk.argtypes = [ctypes.c_size_t], [ctypes.c_long]
 start = libc.sbrk(0)
 libc.malloc(64 << 20)
-print(json.dumps({'said': said, 'heap': libc.sbrk(0) - start >= 32 << 20, 'grown': libc.sbrk(0) - start}))
+import jax
+print(json.dumps({'said': said, 'heap': libc.sbrk(0) - start >= 32 << 20, 'grown': libc.sbrk(0) - start,
+                  'async': jax.config.read('jax_cpu_enable_async_dispatch')}))
 '''
 
 
@@ -51,11 +50,18 @@ def run(how: str, **env: str) -> dict:
 def test_command_line_tunes_a_cpu_run():
   got = run('cli', JAX_PLATFORMS='cpu')
   assert got['heap'] and 'reused' in got['said'], got
+  assert not got['async'] and 'one step at a time' in got['said'], got
 
 
 def test_config_switch_turns_it_off():
   got = run('cli_off', JAX_PLATFORMS='cpu')
   assert not got['heap'] and 'cpu_host_memory_tuning=False' in got['said'], got
+  assert got['async'], got  # JAX's own dispatch, as the allocator is
+
+
+def test_several_cpu_devices_keep_asynchronous_dispatch():
+  got = run('cli', JAX_PLATFORMS='cpu', XLA_FLAGS='--xla_force_host_platform_device_count=4')
+  assert got['heap'] and got['async'] and 'one step at a time' not in got['said'], got
 
 
 def test_accelerator_runs_are_left_alone():

@@ -11,9 +11,9 @@ time. The authors' Torch re-implementation (KaimingHe/resnet-1k-layers) reports 
 which this recipe does not follow.
 
 Schedule and the differences from the source: as in configs/recipes/preact_resnet164_cifar10.py.
-Its 333 bottleneck units are scanned per stage and recomputed in the backward pass by default
-(model.scan_blocks and model.remat_blocks 'auto': training/layout.py): unrolled, they compile for
-minutes.
+Its 333 bottleneck units are scanned per stage, their BatchNorms and ReLUs recomputed in the
+backward pass by default (model.scan_blocks and model.remat_blocks 'auto': training/layout.py):
+unrolled, they compile for minutes.
 """
 
 from configs.recipes import preact_resnet164_cifar10

@@ -7,6 +7,7 @@ CPU backend.
 """
 
 import os
+import re
 
 import jax
 import ml_collections
@@ -61,3 +62,12 @@ def _set_cpu_devices(n: int) -> bool:
   except RuntimeError:  # backends already initialised (the only public way to ask)
     return False
   return True
+
+
+def planned_count() -> int:
+  """How many CPU devices JAX will start with, judged without starting it: jax_num_cpu_devices
+  (as `configure` sets it), else XLA_FLAGS' --xla_force_host_platform_device_count, else one."""
+  if jax.config.jax_num_cpu_devices > 0:
+    return jax.config.jax_num_cpu_devices
+  match = re.search(r'--xla_force_host_platform_device_count=(\d+)', os.environ.get('XLA_FLAGS', ''))
+  return int(match.group(1)) if match else 1

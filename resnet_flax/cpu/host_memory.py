@@ -1,4 +1,5 @@
-"""Keep freed host memory for reuse, so XLA:CPU's per-step buffers do not page-fault every step.
+"""Keep freed host memory for reuse, so XLA:CPU's per-step buffers do not page-fault every step,
+and run steps one at a time, so the heap holds one step's buffers, not two.
 
 Why: XLA:CPU allocates a step's large temporaries with posix_memalign on its own threads and
 frees them when the step ends; glibc serves blocks that big with a fresh mmap and returns them
@@ -7,6 +8,14 @@ malloc arena, no mmap for big blocks and no trimming of the heap, the step reuse
 (thread arenas fall back to mmap whatever M_MMAP_MAX says, hence the one arena). The price, a
 slower parallel compile contending for that arena, is paid back within a few steps
 (benchmarks/NOTES.md).
+
+Why one at a time (`one_step_at_a_time`): with asynchronous dispatch XLA:CPU frees a step's temp
+buffer only when the worker that ran it returns, after the step's outputs are ready
+(xla/pjrt/cpu/cpu_client.cc), and the next step, queued on that event, allocates its own first:
+two or three temp buffers are live at once, and a heap that keeps freed memory keeps them all (a
+deep net's activations twice over). With JAX's `jax_cpu_enable_async_dispatch` off, a step runs
+on the calling thread and frees its buffers before the call returns. On one device that is as
+fast; several devices keep asynchronous dispatch, where it was measured faster (NOTES.md).
 
 It changes the whole process's allocator, so a library call (train_and_evaluate) leaves it
 alone: the command line (`tune_for_cli`) applies it to CPU-backend runs unless
@@ -81,4 +90,17 @@ def keep_freed_memory() -> str:
       (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER)))
   _applied = ('host allocator: freed step buffers are reused' if ok
               else 'host allocator: glibc refused mallopt; left as it is')
+  return _applied
+
+
+def one_step_at_a_time(cpu_devices: int) -> str:
+  """Where freed memory is kept and steps run on one CPU device, makes JAX's CPU client run each
+  computation synchronously, so a step's buffers are freed before the next one allocates; says
+  so ('' where it changed nothing). Call it before JAX starts its CPU client."""
+  global _applied
+  if not (_applied or '').endswith('are reused') or cpu_devices != 1:
+    return ''
+  import jax  # here, not at the top: keep_freed_memory must precede any thread jax may start
+  jax.config.update('jax_cpu_enable_async_dispatch', False)
+  _applied += ', one step at a time'
   return _applied

@@ -39,9 +39,10 @@ class Runtime:
 
 def prepare(config: ml_collections.ConfigDict) -> Runtime:
   """Sets up this process for `config`; call once, before anything touches a JAX device."""
-  return Runtime(host_memory=host_memory.status(),  # tuned, if at all, by the command line
-                 cpu_devices=devices.configure(config),
-                 compile_cache=compile_cache.enable(config))
+  cpu_devices = devices.configure(config)
+  host_memory.one_step_at_a_time(devices.planned_count())  # where the command line tuned it
+  return Runtime(host_memory=host_memory.status(),
+                 cpu_devices=cpu_devices, compile_cache=compile_cache.enable(config))
 
 
 def model_parts(model_cfg: ml_collections.ConfigDict,

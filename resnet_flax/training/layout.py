@@ -3,7 +3,7 @@
 Unrolled blocks compile in time that grows faster than linearly with depth; scanned stages
 (nn.scan over each stage's repeated blocks) compile in time flat in depth but step somewhat
 slower on CPU. 'auto' scans the nets too deep to compile unrolled in reasonable time and
-recomputes their blocks in the backward pass, where activation memory grows with depth
+recomputes their BatchNorms and ReLUs in the backward pass, where activation memory grows with depth
 (benchmarks/NOTES.md, "Depth"). Every choice computes the same function; scan_layout
 converts variables between the layouts.
 """
@@ -18,10 +18,10 @@ from resnet_flax.models import recompute
 from resnet_flax.errors import UserError
 
 CHOICES = {'scan_blocks': ('auto', 'on', 'off'), 'remat_blocks': ('auto', *recompute.MODES)}
-# What remat 'auto' does where stages are scanned: each block recomputed from its input, the only
-# choice that keeps a scanned ResNet-1202 at batch 128 within PyTorch's memory (benchmarks/NOTES.md,
-# "Depth"); unrolled blocks keep all their activations.
-AUTO_REMAT = 'on'
+# What remat 'auto' does where stages are scanned: the convs' outputs kept, BN and ReLU recomputed
+# (no conv runs twice, and a scanned ResNet-1202 at batch 128 takes less memory than PyTorch's;
+# benchmarks/NOTES.md, "Depth"); unrolled blocks keep all their activations.
+AUTO_REMAT = 'convs'
 _KEPT = {'off': 'activations kept for the backward pass',
          'convs': "conv outputs kept, BN and ReLU recomputed in the backward pass",
          'on': 'each block recomputed from its input in the backward pass'}
