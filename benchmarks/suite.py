@@ -593,6 +593,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
   parser.add_argument('--torch-variants', default='',
                       help=f'PyTorch runs, of {",".join(TORCH_VARIANTS)} (default: all; --quick: '
                       'default)')
+  parser.add_argument('--skip-embedded', action='store_true',
+                      help="leave out the embedded scripts' reports (EMBEDDED: depth takes ~15 min)")
   parser.add_argument('--skip-train-py', action='store_true',
                       help='leave out the train.py start-up and peak-RSS runs')
   args = parser.parse_args(argv)
@@ -637,7 +639,7 @@ def main(argv: list[str] | None = None) -> None:
                                             threads)
     if not args.skip_train_py:
       results['train_py'] = bench_train_py(plan, scratch)
-    for name, _, quick_flags in EMBEDDED:
+    for name, _, quick_flags in EMBEDDED if not args.skip_embedded else ():
       results[name] = bench_script(name, quick_flags, args.quick)
   results['machine']['load_end'] = os.getloadavg()
   results['minutes'] = (time.perf_counter() - started) / 60
