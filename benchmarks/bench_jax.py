@@ -77,7 +77,7 @@ def setup(model: str, batch: int) -> dict[str, Any]:
   config.model.name = protocol.base_name(model)
   config.model.scan_blocks = 'on' if protocol.SCAN in model else 'auto'
   config.model.remat_blocks = ('off' if model.endswith(protocol.KEEP) else
-                               'convs' if model.endswith(protocol.CONVS) else 'auto')
+                               'on' if model.endswith(protocol.REMAT) else 'auto')
   if model.endswith(protocol.BF16):
     config.model.dtype = 'bfloat16'
   config.batch_size = batch

@@ -6,8 +6,8 @@
 Each (model, batch, side) runs in its own process, one after another: its peak RSS is its own
 (a ResNet-1202 step at batch 128 takes GBs on either side) and nothing runs beside it. Ours is
 the suite's worker (bench_jax: configs/default.py's step, the layout model.scan_blocks='auto'
-picks; suite suffixes `_scan` force scanned stages, `_keep` no recomputation, `_convs` recomputing
-only BN and ReLU: model.remat_blocks=off / convs), PyTorch
+picks; suite suffixes `_scan` force scanned stages, `_keep` no recomputation, `_remat` each block
+recomputed from its input: model.remat_blocks=off / on), PyTorch
 bench_torch's eager step. Times are medians of `--steps` steps after one warm-up step; run the
 file twice to see the noise of a shared host. Writes a Markdown table, its JSON, and a plot;
 `make bench` (benchmarks/suite.py) runs it with its defaults and embeds the table.
@@ -29,7 +29,7 @@ import protocol
 
 TORCH_PYTHON = os.path.join(os.path.dirname(HERE), '.venv-bench', 'bin', 'python')
 DEFAULT_RUNS = ('resnet20:128,resnet56:128,resnet110:128,resnet110_scan:128,resnet1202:32,'
-                'resnet1202_convs:32,resnet1202_keep:32,resnet1202:128')
+                'resnet1202_remat:32,resnet1202_keep:32,resnet1202:128,resnet1202_remat:128')
 
 
 def child(side: str, name: str, batch: int, steps: int) -> None:

@@ -21,13 +21,13 @@ SCAN = '_scan'
 BF16 = '_bf16'
 # ... in this: ours with model.remat_blocks='off' (every block's activations kept for backward).
 KEEP = '_keep'
-# ... in this: ours with model.remat_blocks='convs' (conv outputs kept, BN and ReLU recomputed).
-CONVS = '_convs'
+# ... in this: ours with model.remat_blocks='on' (each block recomputed from its input).
+REMAT = '_remat'
 
 
 def base_name(name: str) -> str:
   """The model a suite name stands for: 'resnet110_scan' and 'resnet110_bf16' are ResNet-110s."""
-  return name.removesuffix(KEEP).removesuffix(CONVS).removesuffix(SCAN).removesuffix(BF16)
+  return name.removesuffix(KEEP).removesuffix(REMAT).removesuffix(SCAN).removesuffix(BF16)
 
 
 def serve(handlers: dict[str, Handler]) -> None:

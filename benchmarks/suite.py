@@ -44,13 +44,13 @@ MODELS = ('resnet20', 'resnet56', 'resnet110', 'resnet20_bf16', 'resnet110_bf16'
           'resnet20_scan', 'resnet110_scan')
 # Asked for by name only (`--models resnet1202 --batch 32`): minutes a model at batch 128. Every
 # suite run embeds benchmarks/depth.py, which measures them (batch 32 and 128) with their memory.
-DEEP = ('resnet1202', 'resnet1202_convs', 'resnet1202_keep')
+DEEP = ('resnet1202', 'resnet1202_remat', 'resnet1202_keep')
 SCAN = protocol.SCAN  # ours with model.scan_blocks='on'; PyTorch runs the same net unrolled
 # protocol.BF16: ours with model.dtype=bfloat16, PyTorch under bfloat16 autocast (not a goal)
 
 
 def torch_name(name: str) -> str:
-  return name.removesuffix(protocol.KEEP).removesuffix(protocol.CONVS).removesuffix(SCAN)
+  return name.removesuffix(protocol.KEEP).removesuffix(protocol.REMAT).removesuffix(SCAN)
 TORCH_PYTHON = os.path.join(ROOT, '.venv-bench', 'bin', 'python')
 GPU_NOTE = 'not measured: no GPU in this run'
 GiB = 2**30

@@ -159,8 +159,9 @@ def get_config() -> ml_collections.ConfigDict:
   #   host<->device copies are errors ('allow', 'log', 'disallow')
 
   config.cpu_host_memory_tuning = True  # on the CPU backend, train.py / resnet-flax-train set
-  #   glibc's malloc to reuse freed step buffers (faster steps; resnet_flax/cpu/host_memory.py);
-  #   False leaves the allocator alone. train_and_evaluate called as a library never changes it
+  #   glibc's malloc to reuse freed step buffers and, on one device, run one step at a time (faster
+  #   steps, one step's buffers in memory; resnet_flax/cpu/host_memory.py); False leaves the
+  #   allocator and JAX's dispatch alone. train_and_evaluate called as a library never changes it
   config.compilation_cache_dir = '~/.cache/resnet_flax/jax'  # JAX's persistent compilation cache
   #   (compiles of 1 s or more, 4 GiB LRU): reruns and resumes start faster, same results; '': off
 
