@@ -91,8 +91,8 @@ def _batch():
 
 
 @pytest.mark.parametrize('conv_backend,scan,remat', [
-    pytest.param(backend, scan, remat, marks=() if (backend, scan) == ('onednn', 'on') and
-                 remat in ('on', 'convs') else pytest.mark.slow) for backend in ('onednn', 'xla') for scan, remat in LAYOUTS])
+    pytest.param(backend, scan, remat, marks=() if (backend, scan, remat) == ('onednn', 'on', 'convs')
+                 else pytest.mark.slow) for backend in ('onednn', 'xla') for scan, remat in LAYOUTS])
 def test_every_layout_computes_the_same_loss_gradients_and_statistics(conv_backend, scan, remat):
   # Equal to float32 rounding, not bit for bit: remat and the scan body run the block's ops in
   # order, but XLA fuses them (and the loss's reductions) differently around a loop or a
@@ -120,6 +120,7 @@ def _compiled_step(remat):
   return jax.jit(jax.grad(loss_fn)).lower(variables['params'], variables['batch_stats']).compile()
 
 
+@pytest.mark.slow
 def test_recomputing_bn_and_relu_runs_no_conv_twice_and_keeps_less():
   """remat 'convs' keeps the convs' outputs: as many convolutions as 'off', fewer than 'on'
   (which runs each block's forward again), and less kept for the backward pass than 'off'."""
