@@ -41,6 +41,8 @@ NEVER = -1
 ACCELERATOR_PLUGINS = ('jax_cuda12_plugin', 'jax_cuda13_plugin', 'jax_rocm7_plugin', 'libtpu')
 
 _applied: str | None = None
+_kept = False  # keep_freed_memory tuned the allocator in this process
+_one_at_a_time = False  # one_step_at_a_time turned JAX's asynchronous CPU dispatch off
 
 
 def cpu_backend_expected() -> bool:
@@ -78,7 +80,7 @@ def keep_freed_memory() -> str:
   Call it before JAX starts its CPU client: threads that already allocated keep their own
   arenas (and with them the mmap per big block). Elsewhere than glibc it does nothing.
   """
-  global _applied
+  global _applied, _kept
   if _applied is not None:
     return _applied
   libc_name, _ = platform.libc_ver()
@@ -88,6 +90,7 @@ def keep_freed_memory() -> str:
   libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
   ok = all(libc.mallopt(param, value) == 1 for param, value in (
       (M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER)))
+  _kept = ok
   _applied = ('host allocator: freed step buffers are reused' if ok
               else 'host allocator: glibc refused mallopt; left as it is')
   return _applied
@@ -97,9 +100,10 @@ def one_step_at_a_time(cpu_devices: int) -> str:
   """Where freed memory is kept and steps run on one CPU device, makes JAX's CPU client run each
   computation synchronously, so a step's buffers are freed before the next one allocates; says
   so ('' where it changed nothing). Call it before JAX starts its CPU client."""
-  global _applied
-  if not (_applied or '').endswith('are reused') or cpu_devices != 1:
+  global _applied, _one_at_a_time
+  if not _kept or _one_at_a_time or cpu_devices != 1:
     return ''
+  _one_at_a_time = True
   import jax  # here, not at the top: keep_freed_memory must precede any thread jax may start
   jax.config.update('jax_cpu_enable_async_dispatch', False)
   _applied += ', one step at a time'
