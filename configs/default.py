@@ -34,7 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
   #   scanned beyond training/layout.SCAN_ABOVE_BLOCKS blocks (benchmarks/NOTES.md, "Depth")
   config.model.remat_blocks = 'auto'  # recompute in the backward pass for less memory: 'convs'
   #   (keep the convs' outputs, recompute BN and ReLU), 'on' (keep only each block's input, run
-  #   it again), 'off' (keep everything), or 'auto': 'convs' where scanned, else 'off'
+  #   it again), 'off' (keep everything), or 'auto': 'convs' beyond SCAN_ABOVE_BLOCKS, else 'off'
   config.model.conv_backend = 'auto'  # convolution kernels: 'onednn' (oneDNN's, CPU on one device:
   #   float32, or bfloat16 where the CPU has AMX/AVX512-BF16), 'xla', or 'auto': oneDNN where it
   #   applies, as it was measured faster there (resnet_flax/cpu/backend.py); same function

@@ -29,13 +29,14 @@ def model_config(name, **fields):
     ('resnet1202', True), ('preact_resnet1001', True)])
 def test_auto_scans_only_the_nets_too_deep_to_compile_unrolled(name, scan):
   chosen = layout.block_layout(model_config(name))
-  assert chosen.fields() == (scan, 'convs' if scan else 'off')  # remat 'auto' follows the layout
+  assert chosen.fields() == (scan, 'convs' if scan else 'off')  # remat 'auto': deep nets only
   assert ('scanned stages' if scan else 'unrolled blocks') in chosen.why and 'auto' in chosen.why
 
 
 def test_explicit_choices_override_auto_and_saved_booleans_still_read():
   chosen = lambda name, **fields: layout.block_layout(model_config(name, **fields)).fields()
-  assert chosen('resnet20', scan_blocks='on') == (True, 'convs')
+  assert chosen('resnet20', scan_blocks='on') == (True, 'off')  # shallow: activations kept
+  assert chosen('resnet1202', scan_blocks='off') == (False, 'convs')  # deep: recomputed
   assert chosen('resnet1202', remat_blocks='off') == (True, 'off')
   assert chosen('resnet20', remat_blocks='on') == (False, 'on')
   assert chosen('resnet1202', remat_blocks='on') == (True, 'on')
@@ -52,7 +53,8 @@ def test_explicit_choices_override_auto_and_saved_booleans_still_read():
 def test_the_start_up_line_says_the_layout_and_why():
   why = runtime.model_parts(model_config('resnet1202')).why
   assert 'scanned stages (auto: 600 blocks > 64' in why
-  assert 'conv outputs kept, BN and ReLU recomputed in the backward pass (auto: scanned)' in why
+  assert ('conv outputs kept, BN and ReLU recomputed in the backward pass (auto: 600 blocks > 64)'
+          in why)
 
 
 def _step_outputs(cfg, images, labels):

@@ -3,7 +3,8 @@
 Unrolled blocks compile in time that grows faster than linearly with depth; scanned stages
 (nn.scan over each stage's repeated blocks) compile in time flat in depth but step somewhat
 slower on CPU. 'auto' scans the nets too deep to compile unrolled in reasonable time and
-recomputes their BatchNorms and ReLUs in the backward pass, where activation memory grows with depth
+recomputes their BatchNorms and ReLUs in the backward pass, where activation memory grows with
+depth; shallower nets, scanned or not, keep their activations, the faster step
 (benchmarks/NOTES.md, "Depth"). Every choice computes the same function; scan_layout
 converts variables between the layouts.
 """
@@ -18,9 +19,9 @@ from resnet_flax.models import recompute
 from resnet_flax.errors import UserError
 
 CHOICES = {'scan_blocks': ('auto', 'on', 'off'), 'remat_blocks': ('auto', *recompute.MODES)}
-# What remat 'auto' does where stages are scanned: the convs' outputs kept, BN and ReLU recomputed
-# (no conv runs twice, and a scanned ResNet-1202 at batch 128 takes less memory than PyTorch's;
-# benchmarks/NOTES.md, "Depth"); unrolled blocks keep all their activations.
+# What remat 'auto' does for a net deeper than SCAN_ABOVE_BLOCKS: the convs' outputs kept, BN and
+# ReLU recomputed (no conv runs twice, and ResNet-1202 at batch 128 takes less memory than
+# PyTorch's); shallower nets keep all their activations (recomputing slows their step more).
 AUTO_REMAT = 'convs'
 _KEPT = {'off': 'activations kept for the backward pass',
          'convs': "conv outputs kept, BN and ReLU recomputed in the backward pass",
@@ -70,8 +71,9 @@ def block_layout(cfg: ml_collections.ConfigDict) -> BlockLayout:
   else:
     scan, scan_why = scan_choice == 'on', 'model.scan_blocks'
   if remat_choice == 'auto':
-    remat = AUTO_REMAT if scan else 'off'
-    remat_why = f'auto: {"scanned" if scan else "unrolled"}'
+    deep = blocks > SCAN_ABOVE_BLOCKS
+    remat = AUTO_REMAT if deep else 'off'
+    remat_why = f'auto: {blocks} blocks {">" if deep else "<="} {SCAN_ABOVE_BLOCKS}'
   else:
     remat, remat_why = remat_choice, 'model.remat_blocks'
   where = 'scanned stages' if scan else 'unrolled blocks'
