@@ -11,6 +11,7 @@ import os
 import select
 import subprocess
 import sys
+import time
 import traceback
 from typing import Any, Callable
 
@@ -23,6 +24,11 @@ BF16 = '_bf16'
 KEEP = '_keep'
 # ... in this: ours with model.remat_blocks='on' (each block recomputed from its input).
 REMAT = '_remat'
+
+
+def log(msg: str) -> None:
+  """The orchestrator's progress line on stderr, with the time."""
+  print(f'[{time.strftime("%H:%M:%S")}] {msg}', file=sys.stderr, flush=True)
 
 
 def base_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""benchmarks/suite.py: the report and its goals, PyTorch's twins of our models, a --quick run.
+"""benchmarks/suite.py and report.py: the report and its goals, PyTorch's twins of our models, a --quick run.
 
 The PyTorch side needs the bench venv (`make bench` makes .venv-bench); without it those tests
 skip, saying so. The --quick run of our side compiles ResNet-20 and launches train.py twice,
@@ -17,7 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
 import protocol  # noqa: E402
+import report  # noqa: E402
 import suite  # noqa: E402
+import workers  # noqa: E402
 
 BENCH_PYTHON = suite.TORCH_PYTHON
 needs_bench_venv = pytest.mark.skipif(
@@ -58,40 +60,40 @@ def fake_results(ours_ips: float, compile_110: float, first_step: float, rss: fl
   }
 
 
-def goal_status(report: str) -> dict[str, str]:
-  rows = re.findall(r'^\| (.+?) \| (?:>=|<=) .+? \| .+? \| (.+?) \|$', report, re.M)
+def goal_status(text: str) -> dict[str, str]:
+  rows = re.findall(r'^\| (.+?) \| (?:>=|<=) .+? \| .+? \| (.+?) \|$', text, re.M)
   return dict(rows)
 
 
 def test_report_compares_with_the_faster_pytorch_and_marks_goals():
-  report = suite.render(fake_results(ours_ips=250.0, compile_110=2.0, first_step=10.0, rss=2.0))
+  text = report.render(fake_results(ours_ips=250.0, compile_110=2.0, first_step=10.0, rss=2.0))
   # PyTorch of record: passive train (200 > 100), default eval (400 > 300)
-  assert '| resnet20 | 269,722 | 250.0 | 200.0 | 1.25 | 900.0 | 400.0 | 2.25 |' in report
+  assert '| resnet20 | 269,722 | 250.0 | 200.0 | 1.25 | 900.0 | 400.0 | 2.25 |' in text
   # 250 img/s x 6 x 40.55 M MACs = 60.8 GFLOP/s of a 100 GFLOP/s peak
-  assert '60.8 (61%)' in report
-  assert 'GPU column: not measured: no GPU in this run.' in report
-  assert 'CPU: Test CPU (AVX2), 2 cores' in report  # kernels differ most with the vector unit
-  assert 'Our convolutions: onednn (oneDNN 3.2.0, auto)' in report
-  status = goal_status(report)
+  assert '60.8 (61%)' in text
+  assert 'GPU column: not measured: no GPU in this run.' in text
+  assert 'CPU: Test CPU (AVX2), 2 cores' in text  # kernels differ most with the vector unit
+  assert 'Our convolutions: onednn (oneDNN 3.2.0, auto)' in text
+  status = goal_status(text)
   assert list(status.values()) == ['met'] * 7, status
 
 
 def test_report_marks_unmet_goals():
-  report = suite.render(fake_results(ours_ips=150.0, compile_110=9.0, first_step=25.0, rss=3.5))
-  assert list(goal_status(report).values()) == ['**not met**'] * 7
+  text = report.render(fake_results(ours_ips=150.0, compile_110=9.0, first_step=25.0, rss=3.5))
+  assert list(goal_status(text).values()) == ['**not met**'] * 7
 
 
 def test_flop_rate_reads_the_peak_timed_beside_its_model():
   """A model's % of peak is of the matmul peak timed between its own repeats, where recorded."""
   results = fake_results(ours_ips=250.0, compile_110=2.0, first_step=10.0, rss=2.0)
   results['models']['resnet20']['matmul_gflops'] = [40.0, 50.0, 200.0]  # median 50
-  report = suite.render(results)
-  assert '| resnet20 | 269,722 |' in report and '60.8 (122%)' in report
+  text = report.render(results)
+  assert '| resnet20 | 269,722 |' in text and '60.8 (122%)' in text
   assert ('| resnet20 step FLOP rate vs f32 matmul peak | >= 60% | 122% (61 of 50 GFLOP/s) |'
-          in report)
-  assert 'after each repeat of each model' in report and 'resnet20 50 (40-200)' in report
+          in text)
+  assert 'after each repeat of each model' in text and 'resnet20 50 (40-200)' in text
   # resnet110 recorded none: its % reads the peak timed before the models (100 GFLOP/s)
-  assert '379.3 (379%)' in report  # 250 img/s x 6 x 252.9 M MACs of 100 GFLOP/s
+  assert '379.3 (379%)' in text  # 250 img/s x 6 x 252.9 M MACs of 100 GFLOP/s
 
 
 def test_report_without_torch_or_train_py():
@@ -103,9 +105,9 @@ def test_report_without_torch_or_train_py():
   results['matmul']['gflops'] = {'ours': [100.0]}
   results['torch_missing'] = 'no bench venv at .venv-bench (`make bench` makes it)'
   del results['train_py']
-  report = suite.render(results)
-  assert 'PyTorch side skipped: no bench venv' in report
-  statuses = list(goal_status(report).values())
+  text = report.render(results)
+  assert 'PyTorch side skipped: no bench venv' in text
+  statuses = list(goal_status(text).values())
   assert statuses == ['not measured', 'not measured', 'met', 'met', 'met', 'not measured',
                       'not measured']
 
@@ -115,7 +117,7 @@ def test_pytorch_models_have_our_parameter_counts(tmp_path):
   from resnet_flax.models import create_model, summarize
   worker = protocol.Worker('pytorch', [BENCH_PYTHON, os.path.join(ROOT, 'benchmarks',
                                                                    'bench_torch.py')],
-                           str(tmp_path / 'torch.log'), suite.worker_env(1), timeout=300)
+                           str(tmp_path / 'torch.log'), workers.worker_env(1), timeout=300)
   try:
     for name in dict.fromkeys(map(suite.torch_name, suite.MODELS)):  # ResNet-18 last
       theirs = worker.ask('setup', model=name, batch=8)['params']
@@ -134,24 +136,24 @@ def test_quick_suite_writes_every_row(tmp_path):
   subprocess.run([sys.executable, os.path.join(ROOT, 'benchmarks', 'suite.py'), '--quick',
                   '--models', 'resnet20', '--torch-python', '', '--out', str(out)],
                  check=True, cwd=ROOT, timeout=900)
-  report = out.read_text()
+  text = out.read_text()
   for row in ('| resnet20 train img/s vs PyTorch | >= 1.0x | not measured |',
               '| resnet20 step FLOP rate vs f32 matmul peak | >= 60% |',
               '| train.py start to first step, resnet20, CIFAR-10-sized | <= 20 s |',
               '| peak RSS, resnet20, CIFAR-10-sized training | <= 3 GiB |',
               '## f32 matmul peak', 'GPU column: not measured: no GPU in this run.'):
-    assert row in report
-  s = suite.summarize(json.loads((tmp_path / 'results.json').read_text()))
+    assert row in text
+  s = report.summarize(json.loads((tmp_path / 'results.json').read_text()))
   m = s['models']['resnet20']
   assert m['params'] == 269_722
   for key in ('train_ours', 'eval_ours', 'init_s', 'trace_s', 'lower_s', 'compile_s',
               'gflops_ours', 'xla_gflops_ours'):
     assert m[key] > 0, key
   assert s['peak_gflops'] > 0 and m['peak_gflops'] > 0  # before the models, and beside this one
-  assert 'after each repeat of each model' in report
+  assert 'after each repeat of each model' in text
   for kind in ('synthetic', 'cifar10_files'):
     assert s['start'][kind]['first_step_s'] > 0 and s['start'][kind]['rss_gib'] > 0
-  assert re.search(r'^\| resnet20 \| 269,722 \| [\d,.]+ \| – \|', report, re.M)
+  assert re.search(r'^\| resnet20 \| 269,722 \| [\d,.]+ \| – \|', text, re.M)
 
 
 @pytest.mark.slow
