@@ -14,6 +14,11 @@ from 39,000 (epoch 100), 0.001 from 58,500 (epoch 150), to 78,000 (200 epochs). 
 schedule expresses this in steps: its milestones are absolute steps, so they assume batch 128.
 
 Differs from the source: as in configs/recipes/akamaster_resnet20_cifar10.py.
+
+Its 600 blocks are scanned per stage and their BatchNorms and ReLUs recomputed in the backward
+pass by default (model.scan_blocks and model.remat_blocks 'auto': training/layout.py); unrolled,
+it compiles for many minutes. --config.model.remat_blocks=on trades more recomputation for far
+less memory (benchmarks/depth.md has both).
 """
 
 from configs.recipes import akamaster_resnet110_cifar10
