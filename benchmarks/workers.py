@@ -28,7 +28,7 @@ TORCH_VARIANTS = {  # name -> extra environment; threads = usable cores in both
 
 
 def start(label: str, torch_python: str | None, variants: list[str], logs: str,
-                  threads: int) -> dict[str, protocol.Worker]:
+          threads: int) -> dict[str, protocol.Worker]:
   """'ours', then one 'pytorch/<variant>' worker per variant."""
   env = worker_env(threads)
   # The dtype decides our CPU device count, which is fixed before the worker hears the model.

@@ -111,7 +111,9 @@ class MallInfo2(ctypes.Structure):
               'arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost'.split()]
 libc = ctypes.CDLL('libc.so.6')
 libc.mallinfo2.restype = MallInfo2
-in_use = lambda: libc.mallinfo2().uordblks + libc.mallinfo2().hblkhd
+def in_use():
+  info = libc.mallinfo2()
+  return info.uordblks + info.hblkhd  # the heap's blocks and any mmapped ones
 f = jax.jit(lambda x, v: x + jnp.sin(x) @ v, donate_argnums=0)
 x, v = jnp.ones((8192, 8192)), jnp.full((8192, 1), 1e-9)
 temp = f.lower(x, v).compile().memory_analysis().temp_size_in_bytes

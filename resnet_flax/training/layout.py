@@ -64,16 +64,16 @@ def block_layout(cfg: ml_collections.ConfigDict) -> BlockLayout:
   """The layout `cfg` (config.model) asks for; 'auto' decides by the registered model's depth."""
   scan_choice, remat_choice = choice(cfg, 'scan_blocks'), choice(cfg, 'remat_blocks')
   blocks = num_blocks(models.create_model(cfg.name, num_classes=2))
+  deep = blocks > SCAN_ABOVE_BLOCKS
+  depth_why = f'auto: {blocks} blocks {">" if deep else "<="} {SCAN_ABOVE_BLOCKS}'
   if scan_choice == 'auto':
-    scan = blocks > SCAN_ABOVE_BLOCKS
-    scan_why = (f'auto: {blocks} blocks {">" if scan else "<="} {SCAN_ABOVE_BLOCKS}, '
-                f'{"unrolled would compile for minutes" if scan else "unrolled steps faster"}')
+    scan = deep
+    scan_why = (f'{depth_why}, '
+                f'{"unrolled would compile for minutes" if deep else "unrolled steps faster"}')
   else:
     scan, scan_why = scan_choice == 'on', 'model.scan_blocks'
   if remat_choice == 'auto':
-    deep = blocks > SCAN_ABOVE_BLOCKS
-    remat = AUTO_REMAT if deep else 'off'
-    remat_why = f'auto: {blocks} blocks {">" if deep else "<="} {SCAN_ABOVE_BLOCKS}'
+    remat, remat_why = (AUTO_REMAT if deep else 'off'), depth_why
   else:
     remat, remat_why = remat_choice, 'model.remat_blocks'
   where = 'scanned stages' if scan else 'unrolled blocks'
