@@ -7,12 +7,20 @@ for up to a second after the restore has returned. The failure itself is already
 (and handled) by the caller, so `drop_stray_loop_tracebacks()` filters exactly those blocks
 out of sys.stderr; every other line, the user's logging included, passes through unchanged.
 
+The other reads of such a restore may fail too, in asyncio tasks nobody awaits once the first
+failure is raised; when they are collected asyncio logs "Task exception was never retrieved" with
+the read's traceback. A filter on the `asyncio` logger drops exactly those records whose
+exception was raised in orbax's code; other unretrieved task exceptions are still logged.
+
 `describe(error)` turns TensorStore's error text (a chain of "Error opening/reading ..."
 clauses followed by JSON spec dumps) into its innermost clause: which file, what is wrong.
 """
 
+import logging
+import os
 import re
 import sys
+import traceback
 from typing import Any, TextIO
 
 HEADER = 'Traceback (most recent call last):'
@@ -64,7 +72,24 @@ class _StrayTracebackFilter:
     return getattr(self.stream, name)
 
 
+class _UnretrievedReadFilter(logging.Filter):
+  """Drops asyncio's "Task exception was never retrieved" for exceptions raised in orbax."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    if error is None or not str(record.msg).startswith('Task exception was never retrieved'):
+      return True
+    return not any(f'{os.sep}orbax{os.sep}' in frame.filename
+                   for frame in traceback.extract_tb(error.__traceback__))
+
+
+_UNRETRIEVED = _UnretrievedReadFilter()
+
+
 def drop_stray_loop_tracebacks() -> None:
-  """Installs the filter on sys.stderr (once; it stays, as the stray prints come late)."""
+  """Installs the filters on sys.stderr and the asyncio logger (once; they stay, as the stray
+  prints come late)."""
   if not isinstance(sys.stderr, _StrayTracebackFilter):
     sys.stderr = _StrayTracebackFilter(sys.stderr)
+  if _UNRETRIEVED not in logging.getLogger('asyncio').filters:
+    logging.getLogger('asyncio').addFilter(_UNRETRIEVED)
